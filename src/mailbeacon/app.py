@@ -1,0 +1,14 @@
+"""Composing the ASGI application: the collector in front of the web app."""
+
+from __future__ import annotations
+
+from mailbeacon.collector.app import Collector
+from mailbeacon.runtime import Runtime
+from mailbeacon.settings import Settings, load_settings
+from mailbeacon.web.app import create_web_app
+
+
+def create_app(settings: Settings | None = None, *, run_processor: bool = True) -> Collector:
+    """The whole app. Hits to /o/ and /c/ never reach the web framework."""
+    runtime = Runtime(settings or load_settings(), run_processor=run_processor)
+    return Collector(runtime.keys, runtime.hits, create_web_app(runtime))

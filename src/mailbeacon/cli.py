@@ -1,0 +1,287 @@
+"""The `mailbeacon` command line (B9)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mailbeacon.settings import ConfigError, Settings, load_settings
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def _run(coro: Awaitable[Any]) -> Any:
+    async def wrapper() -> Any:
+        return await coro
+
+    return asyncio.run(wrapper())
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mailbeacon.app import create_app
+    from mailbeacon.store.db import migrate
+
+    migrate(settings.effective_database_url)
+    # No access log: it would cost the collector throughput and write
+    # recipients' addresses and agents to a file nobody is asked about.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from mailbeacon.store.db import migrate
+
+    migrate(settings.effective_database_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from mailbeacon.processor.derive import rebuild, run_forever
+    from mailbeacon.store.db import make_engine
+
+    async def work() -> None:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            if args.rebuild:
+                count = await rebuild(engine)
+                print(f"rebuilt events from {count} hits")
+                return
+            await run_forever(engine, settings.process_interval, asyncio.Event())
+        finally:
+            await engine.dispose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(work())
+    return 0
+
+
+async def _add_user(settings: Settings, email: str, password: str, admin: bool) -> str:
+    from mailbeacon.core.addresses import parse_mailbox
+    from mailbeacon.store.accounts import add_user, create_api_token
+    from mailbeacon.store.db import make_engine, sessions
+
+    address = parse_mailbox(email).address
+    engine = make_engine(settings.effective_database_url)
+    try:
+        async with sessions(engine)() as db, db.begin():
+            user = await add_user(db, address, password, is_admin=admin)
+            return await create_api_token(db, user, "created with the user")
+    finally:
+        await engine.dispose()
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Again: "):
+            print("the passwords differ", file=sys.stderr)
+            return 1
+    token = _run(_add_user(settings, args.email, password, args.admin))
+    print(f"added {args.email}")
+    print(f"API token: {token}")
+    return 0
+
+
+def cmd_demo_user(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from mailbeacon.store.db import make_engine, sessions
+    from mailbeacon.store.tables import User
+
+    async def count_users() -> int:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            async with sessions(engine)() as db:
+                return int(await db.scalar(select(func.count(User.id))) or 0)
+        finally:
+            await engine.dispose()
+
+    if _run(count_users()):
+        print("users exist already; sign in with yours (or `mailbeacon user add EMAIL`)")
+        return 0
+    email, password = "demo@mailbeacon.example", secrets.token_urlsafe(9)
+    token = _run(_add_user(settings, email, password, True))
+    print("created a demo user")
+    print(f"  sign in at {settings.public_url}/ as {email} with password {password}")
+    print(f"  API token: {token}")
+    return 0
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from mailbeacon.store.accounts import create_api_token, user_by_email
+    from mailbeacon.store.db import make_engine, sessions
+
+    async def create() -> str | None:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            async with sessions(engine)() as db, db.begin():
+                user = await user_by_email(db, args.email)
+                if user is None:
+                    return None
+                return await create_api_token(db, user, args.name)
+        finally:
+            await engine.dispose()
+
+    token = _run(create())
+    if token is None:
+        print(f"no user {args.email}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def _read_body(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdin.read()
+    return Path(path).read_text(encoding="utf-8")
+
+
+def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
+    from mailbeacon.core.compose import InvalidRequest
+    from mailbeacon.mail.sending import SendInput
+    from mailbeacon.runtime import Runtime
+    from mailbeacon.store.accounts import user_by_email
+    from mailbeacon.store.db import sessions
+
+    async def send() -> int:
+        runtime = Runtime(settings, run_processor=False)
+        await runtime.start()
+        try:
+            async with sessions(runtime.engine)() as db:
+                user = await user_by_email(db, args.sender)
+            if user is None:
+                print(f"no user {args.sender}", file=sys.stderr)
+                return 1
+            message = await runtime.sender.send(
+                user.id,
+                SendInput(
+                    to=args.to,
+                    cc=args.cc,
+                    bcc=args.bcc,
+                    subject=args.subject,
+                    html=_read_body(args.html),
+                    text=_read_body(args.text),
+                    track_opens=args.track_opens,
+                    track_links=args.track_links,
+                ),
+            )
+        except InvalidRequest as exc:
+            print(f"cannot send: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await runtime.stop()
+        summary = {
+            "id": message.id,
+            "status": message.status,
+            "track_opens": message.track_opens,
+            "track_links": message.track_links,
+            "untracked": message.untracked_reasons,
+            "recipients": [
+                {"address": r.address, "status": r.status, "error": r.error}
+                for r in message.recipients
+            ],
+        }
+        print(json.dumps(summary, indent=2))
+        return 0 if message.status == "sent" else 3
+
+    result: int = _run(send())
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailbeacon", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the web app and the collector")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.set_defaults(handler=cmd_serve)
+
+    commands.add_parser("migrate", help="create or upgrade the database").set_defaults(
+        handler=cmd_migrate
+    )
+
+    worker = commands.add_parser("worker", help="run the processor on its own")
+    worker.add_argument("--rebuild", action="store_true", help="re-derive all events and stop")
+    worker.set_defaults(handler=cmd_worker)
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True
+    )
+    add = user.add_parser("add", help="add a user (prints an API token)")
+    add.add_argument("email")
+    add.add_argument("--password", help="prompted for when omitted")
+    add.add_argument("--admin", action="store_true")
+    add.set_defaults(handler=cmd_user_add)
+
+    commands.add_parser("demo-user", help="create a demo user if there is none").set_defaults(
+        handler=cmd_demo_user
+    )
+
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    create = token.add_parser("create", help="print a new API token on the last line")
+    create.add_argument("email")
+    create.add_argument("--name", default="")
+    create.set_defaults(handler=cmd_token_create)
+
+    send = commands.add_parser("send", help="send an email")
+    send.add_argument("--from", dest="sender", required=True, help="the sending user's email")
+    send.add_argument("--to", action="append", default=[])
+    send.add_argument("--cc", action="append", default=[])
+    send.add_argument("--bcc", action="append", default=[])
+    send.add_argument("--subject", default="")
+    send.add_argument("--html", metavar="FILE", help="HTML body file ('-' for stdin)")
+    send.add_argument("--text", metavar="FILE", help="plain-text body file ('-' for stdin)")
+    send.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
+    send.add_argument("--track-links", action=argparse.BooleanOptionalAction, default=None)
+    send.set_defaults(handler=cmd_send)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler: Command = args.handler
+    try:
+        return handler(settings, args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The pixel and click endpoints, answered by a bare ASGI app.
+
+This is the hot path: verify the token, record the hit durably, answer. It
+reads nothing from the database (the token carries the ids and, for clicks,
+the signed destination) and sits in front of the web app by path prefix, so
+no framework middleware runs for a hit (DESIGN: "The collector is not a
+FastAPI route"). Whatever happens inside, a recipient gets a GIF or a valid
+redirect (DESIGN rule 1); a forged token records nothing and redirects
+nowhere (rule 2).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from mailbeacon.core.hits import Hit, HitKind, new_hit_id, truncate_ip
+from mailbeacon.core.tokens import InvalidToken, KeyRing, TokenKind
+from mailbeacon.store.hitlog import HitLog
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PREFIX = "/o/"
+CLICK_PREFIX = "/c/"
+MAX_USER_AGENT = 512
+
+TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+
+NO_CACHE = [
+    (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0, private"),
+    (b"pragma", b"no-cache"),
+    (b"expires", b"0"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-robots-tag", b"noindex, nofollow"),
+]
+PIXEL_HEADERS = [
+    (b"content-type", b"image/gif"),
+    (b"content-length", str(len(TRANSPARENT_GIF)).encode()),
+    *NO_CACHE,
+]
+NOT_FOUND_BODY = (
+    b"<!doctype html><meta charset=utf-8><title>Link not valid</title>"
+    b"<p>This link is not valid. It may have been copied incompletely.</p>"
+)
+# Characters a Location header may carry as they are; everything else is
+# percent-encoded, so a destination can never inject a header.
+LOCATION_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+
+
+def location_header(url: str) -> bytes:
+    """The destination as a header value: ASCII only, no controls, no spaces."""
+    return quote(url, safe=LOCATION_SAFE).encode("ascii")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _is_prefetch(scope: Scope) -> bool:
+    purpose = (_header(scope, b"sec-purpose") or _header(scope, b"purpose")).lower()
+    return "prefetch" in purpose or "prerender" in purpose
+
+
+class Collector:
+    """ASGI app answering /o/<token>.gif and /c/<token>; everything else goes to `app`."""
+
+    def __init__(self, keys: KeyRing, hits: HitLog | None, app: ASGIApp) -> None:
+        self.keys = keys
+        self.hits = hits
+        self.app = app
+
+    def attach(self, hits: HitLog) -> None:
+        """Start recording into `hits` (set once the app's lifespan has started it)."""
+        self.hits = hits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(OPEN_PREFIX):
+                await self._open(scope, send, path[len(OPEN_PREFIX) :])
+                return
+            if path.startswith(CLICK_PREFIX):
+                await self._click(scope, send, path[len(CLICK_PREFIX) :])
+                return
+        await self.app(scope, receive, send)
+
+    async def _open(self, scope: Scope, send: Send, tail: str) -> None:
+        token = tail.removesuffix(".gif")
+        try:
+            verified = self.keys.verify(token, TokenKind.OPEN)
+        except InvalidToken:
+            verified = None
+        if verified is not None:
+            await self._record(scope, HitKind.OPEN, verified.message_id, verified.recipient_id)
+        await send({"type": "http.response.start", "status": 200, "headers": PIXEL_HEADERS})
+        body = b"" if scope["method"] == "HEAD" else TRANSPARENT_GIF
+        await send({"type": "http.response.body", "body": body})
+
+    async def _click(self, scope: Scope, send: Send, token: str) -> None:
+        try:
+            verified = self.keys.verify(token, TokenKind.CLICK)
+            location = location_header(verified.url)
+        except (InvalidToken, UnicodeEncodeError):
+            await self._not_found(scope, send)
+            return
+        await self._record(
+            scope, HitKind.CLICK, verified.message_id, verified.recipient_id, verified.link_id
+        )
+        headers = [(b"location", location), (b"content-length", b"0"), *NO_CACHE]
+        await send({"type": "http.response.start", "status": 302, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _not_found(self, scope: Scope, send: Send) -> None:
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(NOT_FOUND_BODY)).encode()),
+            *NO_CACHE,
+        ]
+        await send({"type": "http.response.start", "status": 404, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else NOT_FOUND_BODY
+        await send({"type": "http.response.body", "body": body})
+
+    async def _record(
+        self,
+        scope: Scope,
+        kind: HitKind,
+        message_id: int,
+        recipient_id: int,
+        link_id: int | None = None,
+    ) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD") or self.hits is None:
+            return
+        client = scope.get("client")
+        hit = Hit(
+            hit_id=new_hit_id(),
+            received_at=datetime.now(UTC),
+            kind=kind,
+            message_id=message_id,
+            recipient_id=recipient_id,
+            link_id=link_id,
+            method=method,
+            prefetch=_is_prefetch(scope),
+            ip=truncate_ip(client[0]) if client else "",
+            user_agent=_header(scope, b"user-agent")[:MAX_USER_AGENT],
+        )
+        try:
+            await self.hits.record(hit)
+        except Exception:
+            # Rule 1 wins: the reader still gets the GIF or the redirect.
+            log.exception("hit %s could not be recorded anywhere", hit.hit_id)

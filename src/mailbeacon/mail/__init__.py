@@ -1,0 +1,1 @@
+"""Mail: SMTP sending, the embedded outbox, and the sending flow."""

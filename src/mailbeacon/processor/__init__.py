@@ -1,0 +1,1 @@
+"""The processor: hits become judged, attributed events and aggregates."""

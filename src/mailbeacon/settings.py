@@ -1,0 +1,122 @@
+"""Configuration: environment variables prefixed MAILBEACON_ (and an optional .env).
+
+A wrong value stops start-up with a message that names the variable, rather
+than failing later in a way nobody can trace back to the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailbeacon.core.tokens import KeyRing
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message says which one and why."""
+
+
+class Settings(BaseSettings):
+    """Everything MailBeacon reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAILBEACON_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    var_dir: Path = Field(default=Path("var"), description="Where local state lives.")
+    database_url: str = Field(default="", description="SQLAlchemy async URL.")
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Base of tracking links.")
+    secret_keys: str = Field(default="", description="Token keys, comma-separated, newest first.")
+    smtp_url: str = Field(default="", description="smtp://, smtp+starttls:// or smtps:// URL.")
+    outbox_port: int = Field(default=0, ge=0, le=65535, description="Embedded outbox SMTP port.")
+    process_interval: float = Field(default=0.5, gt=0, le=60, description="Processor poll, s.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://track.example.com")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_async(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(MailBeacon talks to its database asynchronously)"
+            )
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_is_smtp(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtp+starttls", "smtps") or not parts.hostname:
+            raise ValueError(
+                "must look like smtp://host:25, smtp+starttls://u:p@host:587 "
+                "or smtps://u:p@host:465"
+            )
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError(f"has a bad port: {exc}") from exc
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under var_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'mailbeacon.db').resolve()}"
+
+    @property
+    def spool_path(self) -> Path:
+        """Where hits go while the database is unreachable."""
+        return self.var_dir / "hits.spool"
+
+    def key_ring(self) -> KeyRing:
+        """The token keys: configured ones, or ones generated once and kept under var_dir."""
+        raw = self.secret_keys
+        if not raw:
+            raw = _stored_or_new_secret(self.var_dir / "secret_keys")
+        try:
+            return KeyRing.from_secrets(k.strip() for k in raw.split(",") if k.strip())
+        except ValueError as exc:
+            raise ConfigError(f"MAILBEACON_SECRET_KEYS: {exc}") from exc
+
+
+def _stored_or_new_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into a ConfigError naming the variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "?"
+            problems.append(f"MAILBEACON_{field.upper()}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.key_ring()
+    return settings

@@ -1,0 +1,253 @@
+"""The schema, in SQLAlchemy 2 declarative style.
+
+Hits are an append-only log of facts; events and the aggregate columns on
+messages, recipients and links are derived from them by the processor and can
+be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# A 64-bit key that SQLite still treats as its rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(moment, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, aware."""
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A person who sends mail. Holds the account switches (S4) and last toggles (S6)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Account switches (S4).
+    open_tracking: Mapped[bool] = mapped_column(Boolean, default=True)
+    link_tracking: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_tracking: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The toggles used on the last email become the next defaults (S6).
+    last_track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_track_links: Mapped[bool] = mapped_column(Boolean, default=True)
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class ApiToken(Base):
+    """A per-user API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OpenAggregates:
+    """Counters the processor keeps: counted opens and clicks, first and last."""
+
+    open_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    click_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Message(OpenAggregates, Base):
+    """One email as the user wrote it, sent as one copy per recipient (B1)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id_header: Mapped[str] = mapped_column(String(250))
+    from_address: Mapped[str] = mapped_column(String(400))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the user asked for, and what was actually done, with the reasons why not.
+    requested_opens: Mapped[bool] = mapped_column(Boolean)
+    requested_links: Mapped[bool] = mapped_column(Boolean)
+    track_opens: Mapped[bool] = mapped_column(Boolean)
+    track_links: Mapped[bool] = mapped_column(Boolean)
+    untracked_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="sending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    recipients: Mapped[list[Recipient]] = relationship(
+        back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"
+    )
+    links: Mapped[list[Link]] = relationship(
+        back_populates="message", order_by="Link.id", cascade="all, delete-orphan"
+    )
+
+
+class Recipient(OpenAggregates, Base):
+    """One To/Cc/Bcc address of a message and the fate of its own copy."""
+
+    __tablename__ = "recipients"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    field: Mapped[str] = mapped_column(String(3))  # to, cc or bcc
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    message: Mapped[Message] = relationship(back_populates="recipients")
+
+
+class Link(Base):
+    """One distinct tracked destination in a message."""
+
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    click_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    message: Mapped[Message] = relationship(back_populates="links")
+
+
+class HitRow(Base):
+    """A raw hit: append-only. `seq` orders the log; `hit_id` makes replay idempotent."""
+
+    __tablename__ = "hits"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hit_id: Mapped[str] = mapped_column(String(32), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(8))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    recipient_id: Mapped[int] = mapped_column(BigInteger)
+    link_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    method: Mapped[str] = mapped_column(String(8))
+    prefetch: Mapped[bool] = mapped_column(Boolean)
+    ip: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512))
+
+
+class Event(Base):
+    """A hit, judged and attributed. Derived; rebuilt from hits on demand."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_message_time", "message_id", "occurred_at"),
+        Index("ix_events_recipient_kind", "recipient_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hit_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id", ondelete="CASCADE"))
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("links.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    verdict: Mapped[str] = mapped_column(String(16))
+    counted: Mapped[bool] = mapped_column(Boolean)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ip: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512))
+
+
+class ProcessorCursor(Base):
+    """How far the processor has read the hit log."""
+
+    __tablename__ = "processor_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OutboxMail(Base):
+    """A message captured by the embedded outbox, exactly as it arrived over SMTP."""
+
+    __tablename__ = "outbox_mail"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    envelope_from: Mapped[str] = mapped_column(String(400))
+    envelope_to: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,293 @@
+"""The JSON API (B9): send mail and read its tracking, with per-user bearer tokens.
+
+Every query is scoped to the token's user: another user's message is a 404,
+never a 403, so ids reveal nothing (S7, DESIGN rule 4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from mailbeacon.core.compose import InvalidRequest
+from mailbeacon.core.policy import REASON_TEXT, Untracked
+from mailbeacon.mail.sending import SendInput, load_message
+from mailbeacon.runtime import Runtime
+from mailbeacon.store.accounts import user_for_api_token
+from mailbeacon.store.db import sessions
+from mailbeacon.store.tables import Event, Link, Message, Recipient
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+bearer = HTTPBearer(auto_error=False, description="An API token from `mailbeacon token create`.")
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def api_user_id(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> int:
+    """The user id behind the bearer token, or 401."""
+    unauthorized = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "a valid API token is needed: Authorization: Bearer <token>",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        user = await user_for_api_token(db, credentials.credentials)
+        if user is None:
+            raise unauthorized
+        return user.id
+
+
+UserId = Annotated[int, Depends(api_user_id)]
+
+
+def _addresses(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+class MessageIn(BaseModel):
+    """An email to send. Omitted toggles take your last choice (S6)."""
+
+    to: list[str] = Field(default_factory=list, max_length=100)
+    cc: list[str] = Field(default_factory=list, max_length=100)
+    bcc: list[str] = Field(default_factory=list, max_length=100)
+    subject: str = Field(default="", max_length=998)
+    html: str | None = Field(default=None, max_length=5_000_000)
+    text: str | None = Field(default=None, max_length=5_000_000)
+    track_opens: bool | None = None
+    track_links: bool | None = None
+
+    @field_validator("to", "cc", "bcc", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Activity(BaseModel):
+    count: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+class Reason(BaseModel):
+    code: str
+    text: str
+
+
+class RecipientOut(BaseModel):
+    id: int
+    address: str
+    name: str
+    field: str
+    status: str
+    error: str
+    sent_at: datetime | None
+    opens: Activity
+    clicks: Activity
+
+
+class LinkOut(BaseModel):
+    id: int
+    url: str
+    clicks: Activity
+
+
+class EventOut(BaseModel):
+    id: int
+    kind: str
+    verdict: str
+    counted: bool
+    occurred_at: datetime
+    recipient_id: int
+    recipient: str
+    link_id: int | None
+    url: str | None
+    user_agent: str
+    ip: str
+
+
+class MessageOut(BaseModel):
+    id: int
+    subject: str
+    sender: str
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+    track_opens: bool
+    track_links: bool
+    untracked: list[Reason]
+    opens: Activity
+    clicks: Activity
+    recipients: list[RecipientOut]
+
+
+class MessageDetail(MessageOut):
+    links: list[LinkOut]
+    events: list[EventOut]
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    page: int
+    per_page: int
+    total: int
+
+
+def _opens(row: Message | Recipient) -> Activity:
+    return Activity(count=row.open_count, first_at=row.first_open_at, last_at=row.last_open_at)
+
+
+def _clicks(row: Message | Recipient | Link) -> Activity:
+    return Activity(count=row.click_count, first_at=row.first_click_at, last_at=row.last_click_at)
+
+
+def _reasons(codes: list[str]) -> list[Reason]:
+    return [Reason(code=c, text=REASON_TEXT.get(Untracked(c), c)) for c in codes]
+
+
+def message_out(message: Message) -> dict[str, Any]:
+    """The list view of a message, as plain data."""
+    return {
+        "id": message.id,
+        "subject": message.subject,
+        "sender": message.from_address,
+        "status": message.status,
+        "created_at": message.created_at,
+        "sent_at": message.sent_at,
+        "track_opens": message.track_opens,
+        "track_links": message.track_links,
+        "untracked": _reasons(message.untracked_reasons),
+        "opens": _opens(message),
+        "clicks": _clicks(message),
+        "recipients": [
+            RecipientOut(
+                id=r.id,
+                address=r.address,
+                name=r.name,
+                field=r.field,
+                status=r.status,
+                error=r.error,
+                sent_at=r.sent_at,
+                opens=_opens(r),
+                clicks=_clicks(r),
+            )
+            for r in message.recipients
+        ],
+    }
+
+
+@router.post(
+    "/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageDetail,
+    summary="Send an email, tracked per recipient",
+)
+async def send_message(body: MessageIn, request: Request, user_id: UserId) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    try:
+        message = await runtime.sender.send(
+            user_id,
+            SendInput(
+                to=body.to,
+                cc=body.cc,
+                bcc=body.bcc,
+                subject=body.subject,
+                html=body.html,
+                text=body.text,
+                track_opens=body.track_opens,
+                track_links=body.track_links,
+            ),
+        )
+    except InvalidRequest as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["body", exc.field], "msg": exc.problem, "type": "value_error"}],
+        ) from exc
+    return await _detail(runtime, user_id, message.id)
+
+
+@router.get("/messages", response_model=MessagePage, summary="Your sent mail, newest first")
+async def list_messages(
+    request: Request,
+    user_id: UserId,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+    tracked: Annotated[bool | None, Query(description="Only tracked (or untracked) mail")] = None,
+) -> dict[str, Any]:
+    where = [Message.user_id == user_id]
+    if tracked is not None:
+        is_tracked = or_(Message.track_opens, Message.track_links)
+        where.append(is_tracked if tracked else ~is_tracked)
+    async with sessions(runtime_of(request).engine)() as db:
+        total = await db.scalar(select(func.count(Message.id)).where(*where))
+        messages = await db.scalars(
+            select(Message)
+            .where(*where)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+            .options(selectinload(Message.recipients))
+        )
+        items = [message_out(m) for m in messages]
+    return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageDetail,
+    summary="One message with recipients, links and its event timeline",
+)
+async def get_message(message_id: int, request: Request, user_id: UserId) -> dict[str, Any]:
+    return await _detail(runtime_of(request), user_id, message_id)
+
+
+async def _detail(runtime: Runtime, user_id: int, message_id: int) -> dict[str, Any]:
+    message = await load_message(runtime.engine, user_id, message_id)
+    if message is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
+    addresses = {r.id: r.address for r in message.recipients}
+    urls = {link.id: link.url for link in message.links}
+    async with sessions(runtime.engine)() as db:
+        events = await db.scalars(
+            select(Event)
+            .where(Event.message_id == message.id)
+            .order_by(Event.occurred_at, Event.id)
+        )
+        timeline = [
+            EventOut(
+                id=e.id,
+                kind=e.kind,
+                verdict=e.verdict,
+                counted=e.counted,
+                occurred_at=e.occurred_at,
+                recipient_id=e.recipient_id,
+                recipient=addresses.get(e.recipient_id, ""),
+                link_id=e.link_id,
+                url=urls.get(e.link_id) if e.link_id else None,
+                user_agent=e.user_agent,
+                ip=e.ip,
+            )
+            for e in events
+        ]
+    return {
+        **message_out(message),
+        "links": [
+            LinkOut(id=link.id, url=link.url, clicks=_clicks(link)) for link in message.links
+        ],
+        "events": timeline,
+    }

@@ -1,0 +1,35 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+PIXEL = re.compile(r'<img src="(http://[^"]+/o/[A-Za-z0-9_-]+\.gif)"')
+CLICK = re.compile(r"(http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]+)")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Wait until `check` returns something truthy; the processor runs in the background."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
+        await asyncio.sleep(interval)
+
+
+def pixel_url(html: str) -> str:
+    found = PIXEL.findall(html)
+    assert len(found) == 1, f"expected one pixel, found {found}"
+    return str(found[0])
+
+
+def click_urls(body: str) -> list[str]:
+    return [str(u) for u in CLICK.findall(body)]

@@ -1,0 +1,101 @@
+"""The command line and configuration, run as a user would (B9; DESIGN rule 6)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailbeacon.settings import ConfigError, load_settings
+
+MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
+
+
+def run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        MAILBEACON + args,
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("PUBLIC_URL", "ftp://example.com", "MAILBEACON_PUBLIC_URL"),
+        ("DATABASE_URL", "mysql://x", "MAILBEACON_DATABASE_URL"),
+        ("SMTP_URL", "http://mail.example.com", "MAILBEACON_SMTP_URL"),
+        ("SMTP_URL", "smtp://mail.example.com:99999", "MAILBEACON_SMTP_URL"),
+        ("SECRET_KEYS", "short", "MAILBEACON_SECRET_KEYS"),
+        ("OUTBOX_PORT", "seventy", "MAILBEACON_OUTBOX_PORT"),
+    ],
+)
+def test_a_wrong_setting_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(f"MAILBEACON_{name}", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(var_dir=tmp_path / "var")
+    assert says in str(caught.value)
+    result = run(["migrate"], {f"MAILBEACON_{name}": value, "MAILBEACON_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert says in result.stderr
+
+
+def test_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_settings(var_dir=tmp_path, secret_keys="").key_ring()
+    second = load_settings(var_dir=tmp_path, secret_keys="").key_ring()
+    assert first == second
+    assert (tmp_path / "secret_keys").stat().st_mode & 0o777 == 0o600
+
+
+def test_user_token_and_send_through_the_embedded_outbox(tmp_path: Path) -> None:
+    env = {"MAILBEACON_VAR_DIR": str(tmp_path / "var"), "MAILBEACON_SMTP_URL": ""}
+    assert run(["migrate"], env).returncode == 0
+    added = run(["user", "add", "seller@example.com", "--password", "correct horse"], env)
+    assert added.returncode == 0, added.stderr
+    assert "API token: mbk_" in added.stdout
+    again = run(["user", "add", "seller@example.com", "--password", "correct horse"], env)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    token = run(["token", "create", "seller@example.com"], env)
+    assert token.returncode == 0
+    assert token.stdout.strip().splitlines()[-1].startswith("mbk_")
+    assert run(["token", "create", "nobody@example.com"], env).returncode == 1
+
+    body = tmp_path / "body.html"
+    body.write_text('<p>Hi, <a href="https://example.com/x">look</a></p>', encoding="utf-8")
+    sent = run(
+        [
+            "send",
+            "--from",
+            "seller@example.com",
+            "--to",
+            "ann@example.com",
+            "--subject",
+            "Hi",
+            "--html",
+            str(body),
+        ],
+        env,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert '"status": "sent"' in sent.stdout and '"track_opens": true' in sent.stdout
+    bad = run(["send", "--from", "seller@example.com", "--to", "nope", "--html", str(body)], env)
+    assert bad.returncode == 2 and "to:" in bad.stderr
+
+
+def test_demo_user_is_created_once(tmp_path: Path) -> None:
+    env = {"MAILBEACON_VAR_DIR": str(tmp_path / "var")}
+    assert run(["migrate"], env).returncode == 0
+    first = run(["demo-user"], env)
+    assert "created a demo user" in first.stdout and "password" in first.stdout
+    second = run(["demo-user"], env)
+    assert "users exist already" in second.stdout
