@@ -180,6 +180,7 @@ class LiveApp:
     token: str
     user_id: int
     app: object
+    email: str = ""
 
     async def add_user(self, email: str) -> tuple[int, str]:
         engine = make_engine(self.settings.effective_database_url)
@@ -229,7 +230,8 @@ async def serve_app(tmp_path: Path) -> AsyncIterator[object]:
         client = httpx.AsyncClient(base_url=base_url, timeout=15)
         servers.append((server, task, client))
         live = LiveApp(settings, base_url, client, "", 0, app)
-        live.user_id, live.token = await live.add_user(f"owner{len(servers)}@example.com")
+        live.email = f"owner{len(servers)}@example.com"
+        live.user_id, live.token = await live.add_user(live.email)
         return live
 
     yield start

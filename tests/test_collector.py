@@ -140,7 +140,10 @@ async def test_concurrent_hits_are_all_recorded_once(live: LiveApp) -> None:
 async def test_unknown_paths_reach_the_web_app(live: LiveApp) -> None:
     response = await live.client.get("/definitely-not-here")
     assert response.status_code == 404
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in response.headers  # the web app's, not the collector's
+    api = await live.client.get("/api/v1/nothing")
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
 
 
 async def test_hits_for_unknown_recipients_are_kept_but_derive_nothing(live: LiveApp) -> None:

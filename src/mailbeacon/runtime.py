@@ -14,8 +14,9 @@ from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
 from mailbeacon.processor.derive import run_forever
 from mailbeacon.settings import Settings
-from mailbeacon.store.db import make_engine
+from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.hitlog import HitLog
+from mailbeacon.store.mailboxes import load_mailbox, mailbox_password
 from mailbeacon.store.tables import User
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Runtime:
         self.settings = settings
         self.engine: AsyncEngine = make_engine(settings.effective_database_url)
         self.keys: KeyRing = settings.key_ring()
+        self.fernet = settings.fernet()
         self.hits = HitLog(self.engine, settings.spool_path)
         self.outbox: Outbox | None = None
         if not settings.smtp_url:
@@ -37,8 +39,22 @@ class Runtime:
         self._stop = asyncio.Event()
         self._processor: asyncio.Task[None] | None = None
 
-    def smtp_target_for(self, user: User) -> SmtpTarget:
-        """Where a user's mail goes: the configured server, else the embedded outbox."""
+    async def smtp_target_for(self, user: User) -> SmtpTarget:
+        """Where a user's mail goes: their own mailbox, the server's, else the outbox."""
+        async with sessions(self.engine)() as db:
+            mailbox = await load_mailbox(db, user.id)
+        if mailbox is not None:
+            return SmtpTarget(
+                host=mailbox.host,
+                port=mailbox.port,
+                security=mailbox.security,
+                username=mailbox.username,
+                password=mailbox_password(self.fernet, mailbox),
+            )
+        return self.default_smtp_target()
+
+    def default_smtp_target(self) -> SmtpTarget:
+        """The server-wide SMTP_URL, or the embedded outbox when none is set."""
         if self.settings.smtp_url:
             return SmtpTarget.from_url(self.settings.smtp_url)
         assert self.outbox is not None

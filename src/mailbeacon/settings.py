@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +37,8 @@ class Settings(BaseSettings):
     smtp_url: str = Field(default="", description="smtp://, smtp+starttls:// or smtps:// URL.")
     outbox_port: int = Field(default=0, ge=0, le=65535, description="Embedded outbox SMTP port.")
     process_interval: float = Field(default=0.5, gt=0, le=60, description="Processor poll, s.")
+    data_key: str = Field(default="", description="Fernet key encrypting stored passwords.")
+    session_days: int = Field(default=14, ge=1, le=365, description="Sign-in lifetime.")
 
     @field_validator("public_url")
     @classmethod
@@ -95,12 +99,29 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ConfigError(f"MAILBEACON_SECRET_KEYS: {exc}") from exc
 
+    def fernet(self) -> Fernet:
+        """The key for secrets at rest (mailbox passwords): configured, or generated once."""
+        raw = self.data_key or _stored_or_new_secret(
+            self.var_dir / "data_key", lambda: Fernet.generate_key().decode("ascii")
+        )
+        try:
+            return Fernet(raw.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise ConfigError(
+                "MAILBEACON_DATA_KEY: must be a Fernet key (32 url-safe base64-encoded bytes)"
+            ) from exc
 
-def _stored_or_new_secret(path: Path) -> str:
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are marked Secure when the app is served over HTTPS."""
+        return self.public_url.startswith("https://")
+
+
+def _stored_or_new_secret(path: Path, make: Callable[[], str] | None = None) -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
+    secret = make() if make else secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(secret + "\n")
@@ -119,4 +140,5 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError("; ".join(problems)) from None
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.key_ring()
+    settings.fernet()
     return settings

@@ -12,6 +12,11 @@ from enum import StrEnum
 from mailbeacon.core.text import html_to_text
 
 
+def N_(text: str) -> str:
+    """Marks English text for the translation catalogues; it is translated where shown."""
+    return text
+
+
 class Untracked(StrEnum):
     """A reason something is not tracked. Values are stable: stored and translated."""
 
@@ -25,15 +30,15 @@ class Untracked(StrEnum):
 
 
 REASON_TEXT = {
-    Untracked.OPENS_SWITCH_OFF: "Open tracking is switched off in your settings.",
-    Untracked.LINKS_SWITCH_OFF: "Link tracking is switched off in your settings.",
-    Untracked.OPENS_TOGGLE_OFF: "Open tracking was not chosen for this email.",
-    Untracked.LINKS_TOGGLE_OFF: "Link tracking was not chosen for this email.",
-    Untracked.NO_HTML_PART: (
+    Untracked.OPENS_SWITCH_OFF: N_("Open tracking is switched off in your settings."),
+    Untracked.LINKS_SWITCH_OFF: N_("Link tracking is switched off in your settings."),
+    Untracked.OPENS_TOGGLE_OFF: N_("Open tracking was not chosen for this email."),
+    Untracked.LINKS_TOGGLE_OFF: N_("Link tracking was not chosen for this email."),
+    Untracked.NO_HTML_PART: N_(
         "Plain-text email cannot be open-tracked: the tracking pixel needs an HTML body."
     ),
-    Untracked.EMPTY_BODY: "The body is empty, so there is nowhere to place the tracking pixel.",
-    Untracked.NO_LINKS: "There are no web links to track.",
+    Untracked.EMPTY_BODY: N_("The body is empty, so there is nowhere to place the tracking pixel."),
+    Untracked.NO_LINKS: N_("There are no web links to track."),
 }
 
 

@@ -467,18 +467,24 @@ def _trim_bare_url(candidate: str) -> str:
     """Cut what a reader would see as sentence punctuation off the end of a bare URL.
 
     Closing brackets are kept when balanced, so Wikipedia-style ``/Foo_(bar)`` survives
-    while ``(see http://x.com)`` does not drag the parenthesis into the link.
+    while ``(see http://x.com)`` does not drag the parenthesis into the link. Counts are
+    kept up to date rather than recomputed so a run of punctuation costs linear time.
     """
-    url = candidate
-    while url:
-        last = url[-1]
-        if last in _TRAILING_PUNCTUATION or (
-            last in _CLOSERS and url.count(last) > url.count(_CLOSERS[last])
-        ):
-            url = url[:-1]
+    unbalanced = {
+        closer: candidate.count(closer) - candidate.count(opener)
+        for closer, opener in _CLOSERS.items()
+    }
+    end = len(candidate)
+    while end > 0:
+        last = candidate[end - 1]
+        if last in _TRAILING_PUNCTUATION:
+            end -= 1
+        elif last in _CLOSERS and unbalanced[last] > 0:
+            unbalanced[last] -= 1
+            end -= 1
         else:
             break
-    return url
+    return candidate[:end]
 
 
 def _bare_urls(text: str) -> list[tuple[int, int, str]]:

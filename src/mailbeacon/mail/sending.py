@@ -8,7 +8,7 @@ recipient and does not stop the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,7 +26,7 @@ from mailbeacon.mail.smtp import Delivery, SmtpTarget, deliver
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Link, Message, Recipient, User
 
-SmtpTargetFor = Callable[[User], SmtpTarget]
+SmtpTargetFor = Callable[[User], Awaitable[SmtpTarget]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ class Sender:
             )
             db.add(message)
             await db.flush()
-            target = self._target_for(user)
+            target = await self._target_for(user)
             deliveries = [self._copy(message, draft, r) for r in message.recipients]
         results = await deliver(target, deliveries)
         return await self._record_results(message.id, [r.error for r in results])

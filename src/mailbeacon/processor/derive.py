@@ -20,7 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
 from mailbeacon.store.db import sessions
-from mailbeacon.store.tables import Event, HitRow, Link, Message, ProcessorCursor, Recipient
+from mailbeacon.store.tables import (
+    Event,
+    HitRow,
+    Link,
+    Message,
+    Notification,
+    ProcessorCursor,
+    Recipient,
+    User,
+)
 
 log = logging.getLogger(__name__)
 CURSOR = "events"
@@ -63,6 +72,8 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
             return 0
         recipients = await _recipients(db, {row.recipient_id for row in rows})
         links = await _links(db, {row.link_id for row in rows if row.link_id})
+        listeners = await _listeners(db, {row.message_id for row in rows})
+        notified = await _already_notified(db, [row.seq for row in rows])
         orphans = 0
         touched_recipients: set[int] = set()
         touched_links: set[int] = set()
@@ -79,6 +90,20 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
                 orphans += 1
                 continue
             verdict = classify(_hit_of(row))
+            counted = verdict in COUNTED_VERDICTS
+            user_id = listeners.get(row.message_id)
+            if counted and user_id is not None and row.seq not in notified:
+                db.add(
+                    Notification(
+                        user_id=user_id,
+                        hit_seq=row.seq,
+                        message_id=row.message_id,
+                        recipient_id=row.recipient_id,
+                        link_id=link_id,
+                        kind=row.kind,
+                        occurred_at=row.received_at,
+                    )
+                )
             db.add(
                 Event(
                     hit_seq=row.seq,
@@ -87,7 +112,7 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
                     link_id=link_id,
                     kind=row.kind,
                     verdict=verdict.value,
-                    counted=verdict in COUNTED_VERDICTS,
+                    counted=counted,
                     occurred_at=row.received_at,
                     ip=row.ip,
                     user_agent=row.user_agent,
@@ -107,6 +132,22 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
 async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, Recipient]:
     result = await db.scalars(select(Recipient).where(Recipient.id.in_(ids)))
     return {r.id: r for r in result}
+
+
+async def _listeners(db: AsyncSession, message_ids: set[int]) -> dict[int, int]:
+    """message id -> its sender's user id, for senders with notifications on (S9)."""
+    result = await db.execute(
+        select(Message.id, Message.user_id)
+        .join(User, User.id == Message.user_id)
+        .where(Message.id.in_(message_ids), User.notify_tracking)
+    )
+    return {message_id: user_id for message_id, user_id in result}
+
+
+async def _already_notified(db: AsyncSession, seqs: list[int]) -> set[int]:
+    """Hits that raised a notification before (a rebuild must not raise them again)."""
+    result = await db.scalars(select(Notification.hit_seq).where(Notification.hit_seq.in_(seqs)))
+    return set(result)
 
 
 async def _links(db: AsyncSession, ids: set[int | None]) -> dict[int, int]:

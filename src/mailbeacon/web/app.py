@@ -1,17 +1,30 @@
-"""The FastAPI application: API routes and, in front of it, the collector."""
+"""The FastAPI application: pages, the JSON API, static files, error pages."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mailbeacon.core.policy import N_
 from mailbeacon.runtime import Runtime
 from mailbeacon.web import api
+from mailbeacon.web.auth import CsrfFailed, LoginRequired
+from mailbeacon.web.pages import auth
+from mailbeacon.web.render import render
+from mailbeacon.web.security import SecurityHeaders
+
+STATIC = Path(__file__).parent / "static"
 
 
-def create_web_app(runtime: Runtime) -> FastAPI:
+def create_web_app(runtime: Runtime) -> SecurityHeaders:
     """The web app; its lifespan starts and stops the runtime's services."""
 
     @asynccontextmanager
@@ -33,4 +46,54 @@ def create_web_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.include_router(api.router)
-    return app
+    for router in page_routers():
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
+        return await error_page(request, 403, "csrf")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code < 400:
+            return await http_exception_handler(request, exc)
+        return await error_page(request, exc.status_code, "http")
+
+    return SecurityHeaders(app)
+
+
+def page_routers() -> list[APIRouter]:
+    """Every page module's router (imported here so the modules stay independent)."""
+    from mailbeacon.web.pages import account, mail, notifications, outbox
+
+    return [auth.router, mail.router, account.router, notifications.router, outbox.router]
+
+
+async def error_page(request: Request, status_code: int, kind: str) -> Response:
+    """An HTML error page in the visitor's language (the API keeps JSON errors)."""
+    titles: dict[int, str] = {
+        403: N_("Not allowed"),
+        404: N_("Not found"),
+        405: N_("Not allowed"),
+        413: N_("Too large"),
+        422: N_("Please check the form"),
+    }
+    messages: dict[str | int, str] = {
+        "csrf": N_(
+            "This form expired or came from another site. Go back, reload the page and try again."
+        ),
+        404: N_("There is nothing here. It may have been removed, or it belongs to someone else."),
+    }
+    title = titles.get(status_code, N_("Something went wrong"))
+    message = messages.get(kind) or messages.get(status_code) or N_("Please go back and try again.")
+    return await render(
+        request,
+        "error.html",
+        {"title_key": title, "message_key": message},
+        status_code=status_code,
+    )

@@ -1,0 +1,105 @@
+"""Signing in and out."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mailbeacon.store.accounts import password_matches, user_by_email
+from mailbeacon.store.db import sessions
+from mailbeacon.web.auth import (
+    SESSION_COOKIE,
+    SignedIn,
+    close_session,
+    open_session,
+    require_csrf,
+    safe_next,
+    signed_in,
+)
+from mailbeacon.web.render import render
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "mb_login_csrf"
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    if await signed_in(request) is None:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse("/mail", status_code=303)
+
+
+async def _login_page(
+    request: Request, next_path: str, error: str = "", email: str = "", status_code: int = 200
+) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = await render(
+        request,
+        "auth/login.html",
+        {"next": next_path, "error": error, "email": email, "login_csrf": token},
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.app.state.runtime.settings.secure_cookies,
+        path="/login",
+    )
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/") -> Response:
+    if await signed_in(request) is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return await _login_page(request, safe_next(next))
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+    login_csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    runtime = request.app.state.runtime
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), login_csrf.encode()):
+        return await _login_page(request, safe_next(next), "expired", email, 400)
+    async with sessions(runtime.engine)() as db, db.begin():
+        user = await user_by_email(db, email.strip())
+        if user is None or not password_matches(user.password_hash, password):
+            return await _login_page(request, safe_next(next), "wrong", email, 401)
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:
+            await close_session(db, old)
+        lifetime = timedelta(days=runtime.settings.session_days)
+        session_id = await open_session(db, user, lifetime)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=int(lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.secure_cookies,
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, current: Annotated[SignedIn, Depends(require_csrf)]) -> Response:
+    async with sessions(request.app.state.runtime.engine)() as db, db.begin():
+        await close_session(db, request.cookies.get(SESSION_COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response

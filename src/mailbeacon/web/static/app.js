@@ -1,0 +1,47 @@
+// Live bell (S9, B5): the unread count and a toast update without a reload.
+// Server-sent events from /notifications/stream; EventSource reconnects by itself.
+(function () {
+  "use strict";
+  if (!document.body.dataset.signedIn || !window.EventSource) return;
+  var count = document.getElementById("bell-count");
+  var bell = document.getElementById("bell");
+  var toasts = document.getElementById("toasts");
+  var source = new EventSource("/notifications/stream");
+
+  function showCount(n) {
+    if (!count) return;
+    var before = parseInt(count.dataset.count || "0", 10);
+    count.dataset.count = String(n);
+    count.textContent = n > 99 ? "99+" : String(n);
+    count.hidden = n === 0;
+    if (n > before && bell) {
+      bell.classList.remove("ring");
+      void bell.offsetWidth;
+      bell.classList.add("ring");
+    }
+  }
+
+  function toast(text, url) {
+    if (!toasts || !text) return;
+    var box = document.createElement("div");
+    box.className = "toast";
+    box.setAttribute("role", "status");
+    if (url) {
+      var link = document.createElement("a");
+      link.href = url;
+      link.textContent = text;
+      box.appendChild(link);
+    } else {
+      box.textContent = text;
+    }
+    toasts.appendChild(box);
+    setTimeout(function () { box.remove(); }, 8000);
+  }
+
+  source.addEventListener("unread", function (event) {
+    var data = JSON.parse(event.data);
+    showCount(data.unread);
+    (data.new || []).forEach(function (item) { toast(item.text, item.url); });
+    document.dispatchEvent(new CustomEvent("mailbeacon:activity", { detail: data }));
+  });
+})();
