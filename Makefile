@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest browser-deps bench clean
+.PHONY: run test lint typecheck pytest browser-deps bench clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,19 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py
+
+# Extract user-visible strings and merge them into every language's catalogue.
+LOCALE := src/mailbeacon/web/locale
+LANGS := de sv pl it et
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	  --project MailBeacon -o $(LOCALE)/messages.pot src/mailbeacon
+	for lang in $(LANGS); do \
+	  if [ -f $(LOCALE)/$$lang/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i $(LOCALE)/messages.pot \
+	      -d $(LOCALE) -l $$lang; \
+	  else $(BIN)/pybabel init -i $(LOCALE)/messages.pot -d $(LOCALE) -l $$lang; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

@@ -10,5 +10,6 @@ from mailbeacon.web.app import create_web_app
 
 def create_app(settings: Settings | None = None, *, run_processor: bool = True) -> Collector:
     """The whole app. Hits to /o/ and /c/ never reach the web framework."""
-    runtime = Runtime(settings or load_settings(), run_processor=run_processor)
+    settings = settings or load_settings()
+    runtime = Runtime(settings, run_processor=run_processor and settings.embedded_worker)
     return Collector(runtime.keys, runtime.hits, create_web_app(runtime))

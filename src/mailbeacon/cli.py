@@ -8,7 +8,9 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import secrets
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,12 +29,34 @@ def _run(coro: Awaitable[Any]) -> Any:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from mailbeacon.app import create_app
     from mailbeacon.store.db import migrate
 
     migrate(settings.effective_database_url)
+    worker = None
+    if settings.embedded_worker and not args.no_worker:
+        # The processor gets a process of its own: deriving events is real
+        # work, and on the web process it would slow down every pixel answer.
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "mailbeacon.cli", "worker", "--exit-with-parent"]
+        )
+        settings = settings.model_copy(update={"embedded_worker": False})
+    try:
+        _serve(settings, args)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from mailbeacon.app import create_app
+
     # No access log: it would cost the collector throughput and write
     # recipients' addresses and agents to a file nobody is asked about.
     uvicorn.run(
@@ -46,7 +70,6 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_level="info",
     )
-    return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -68,13 +91,24 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                 count = await rebuild(engine)
                 print(f"rebuilt events from {count} hits")
                 return
-            await run_forever(engine, settings.process_interval, asyncio.Event())
+            stop = asyncio.Event()
+            if args.exit_with_parent:
+                asyncio.create_task(_stop_when_orphaned(stop))  # noqa: RUF006 - lives as long
+            await run_forever(engine, settings.process_interval, stop)
         finally:
             await engine.dispose()
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(work())
     return 0
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker started by `serve` ends when `serve` is gone, whatever killed it."""
+    parent = os.getppid()
+    while os.getppid() == parent:  # noqa: ASYNC110 - nothing to wait on but time
+        await asyncio.sleep(1)
+    stop.set()
 
 
 async def _add_user(settings: Settings, email: str, password: str, admin: bool) -> str:
@@ -222,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not start the processor (run `worker` yourself)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     commands.add_parser("migrate", help="create or upgrade the database").set_defaults(
@@ -230,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run the processor on its own")
     worker.add_argument("--rebuild", action="store_true", help="re-derive all events and stop")
+    worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(handler=cmd_worker)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     smtp_url: str = Field(default="", description="smtp://, smtp+starttls:// or smtps:// URL.")
     outbox_port: int = Field(default=0, ge=0, le=65535, description="Embedded outbox SMTP port.")
     process_interval: float = Field(default=0.5, gt=0, le=60, description="Processor poll, s.")
+    embedded_worker: bool = Field(
+        default=True, description="Run the processor in the web process (else `mailbeacon worker`)."
+    )
     data_key: str = Field(default="", description="Fernet key encrypting stored passwords.")
     session_days: int = Field(default=14, ge=1, le=365, description="Sign-in lifetime.")
 

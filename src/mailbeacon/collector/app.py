@@ -36,18 +36,20 @@ MAX_USER_AGENT = 512
 
 TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 
+# Every header costs the server time on the hot path; these are the ones
+# that keep clients and proxies from caching a hit away.
 NO_CACHE = [
     (b"cache-control", b"no-store, no-cache, must-revalidate, max-age=0, private"),
     (b"pragma", b"no-cache"),
     (b"expires", b"0"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-robots-tag", b"noindex, nofollow"),
 ]
 PIXEL_HEADERS = [
     (b"content-type", b"image/gif"),
     (b"content-length", str(len(TRANSPARENT_GIF)).encode()),
     *NO_CACHE,
 ]
+# Pages and redirects: also keep the token out of Referer headers and indexes.
+PAGE_HEADERS = [*NO_CACHE, (b"referrer-policy", b"no-referrer"), (b"x-robots-tag", b"noindex")]
 NOT_FOUND_BODY = (
     b"<!doctype html><meta charset=utf-8><title>Link not valid</title>"
     b"<p>This link is not valid. It may have been copied incompletely.</p>"
@@ -62,16 +64,17 @@ def location_header(url: str) -> bytes:
     return quote(url, safe=LOCATION_SAFE).encode("ascii")
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
-def _is_prefetch(scope: Scope) -> bool:
-    purpose = (_header(scope, b"sec-purpose") or _header(scope, b"purpose")).lower()
-    return "prefetch" in purpose or "prerender" in purpose
+def _agent_and_prefetch(scope: Scope) -> tuple[str, bool]:
+    """The user agent and whether the request says it is a prefetch, in one pass."""
+    agent = b""
+    prefetch = False
+    for key, value in scope["headers"]:
+        if key == b"user-agent":
+            agent = value
+        elif key in (b"sec-purpose", b"purpose"):
+            lowered = value.lower()
+            prefetch = prefetch or b"prefetch" in lowered or b"prerender" in lowered
+    return agent[:MAX_USER_AGENT].decode("latin-1"), prefetch
 
 
 class Collector:
@@ -119,7 +122,7 @@ class Collector:
         await self._record(
             scope, HitKind.CLICK, verified.message_id, verified.recipient_id, verified.link_id
         )
-        headers = [(b"location", location), (b"content-length", b"0"), *NO_CACHE]
+        headers = [(b"location", location), (b"content-length", b"0"), *PAGE_HEADERS]
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
@@ -127,7 +130,7 @@ class Collector:
         headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"content-length", str(len(NOT_FOUND_BODY)).encode()),
-            *NO_CACHE,
+            *PAGE_HEADERS,
         ]
         await send({"type": "http.response.start", "status": 404, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else NOT_FOUND_BODY
@@ -145,6 +148,7 @@ class Collector:
         if method not in ("GET", "HEAD") or self.hits is None:
             return
         client = scope.get("client")
+        user_agent, prefetch = _agent_and_prefetch(scope)
         hit = Hit(
             hit_id=new_hit_id(),
             received_at=datetime.now(UTC),
@@ -153,9 +157,9 @@ class Collector:
             recipient_id=recipient_id,
             link_id=link_id,
             method=method,
-            prefetch=_is_prefetch(scope),
+            prefetch=prefetch,
             ip=truncate_ip(client[0]) if client else "",
-            user_agent=_header(scope, b"user-agent")[:MAX_USER_AGENT],
+            user_agent=user_agent,
         )
         try:
             await self.hits.record(hit)

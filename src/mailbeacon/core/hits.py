@@ -8,10 +8,11 @@ re-run over old hits without losing anything.
 from __future__ import annotations
 
 import ipaddress
-import uuid
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 
 class HitKind(StrEnum):
@@ -86,7 +87,7 @@ class Hit:
 
 def new_hit_id() -> str:
     """A collector-made unique id (random, 128 bits, hex)."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def classify(hit: Hit) -> Verdict:
@@ -98,6 +99,7 @@ def classify(hit: Hit) -> Verdict:
     return Verdict.HUMAN
 
 
+@lru_cache(maxsize=65536)
 def truncate_ip(ip: str) -> str:
     """Keep only the network part of an address: /24 for IPv4, /48 for IPv6.
 

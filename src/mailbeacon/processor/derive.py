@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CURSOR = "events"
 
 
-def _hit_of(row: HitRow) -> Hit:
+def _hit_of(row: Any) -> Hit:
     return Hit(
         hit_id=row.hit_id,
         received_at=row.received_at,
@@ -60,12 +60,20 @@ async def _cursor(db: AsyncSession) -> ProcessorCursor:
 
 
 async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
-    """Derive events from up to `limit` new hits; returns how many hits were read."""
+    """Derive events from up to `limit` new hits; returns how many hits were read.
+
+    Hits are read as plain rows and events written with one bulk insert: the
+    processor shares the database (and on SQLite its write lock) with the
+    collector's hit writer, so its transactions must stay short.
+    """
     async with sessions(engine)() as db, db.begin():
         cursor = await _cursor(db)
         rows = (
-            await db.scalars(
-                select(HitRow).where(HitRow.seq > cursor.last_seq).order_by(HitRow.seq).limit(limit)
+            await db.execute(
+                select(*HitRow.__table__.c)
+                .where(HitRow.seq > cursor.last_seq)
+                .order_by(HitRow.seq)
+                .limit(limit)
             )
         ).all()
         if not rows:
@@ -74,64 +82,54 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
         links = await _links(db, {row.link_id for row in rows if row.link_id})
         listeners = await _listeners(db, {row.message_id for row in rows})
         notified = await _already_notified(db, [row.seq for row in rows])
-        orphans = 0
-        touched_recipients: set[int] = set()
+        events: list[dict[str, Any]] = []
+        notifications: list[dict[str, Any]] = []
         touched_links: set[int] = set()
         for row in rows:
-            recipient = recipients.get(row.recipient_id)
             link_id = row.link_id if row.kind == HitKind.CLICK else None
-            if (
-                recipient is None
-                or recipient.message_id != row.message_id
-                or (link_id is not None and links.get(link_id) != row.message_id)
+            if recipients.get(row.recipient_id) != row.message_id or (
+                link_id is not None and links.get(link_id) != row.message_id
             ):
                 # Signed by us, but naming nothing we hold (deleted, or another
                 # installation's token): the fact stays in the log, no event.
-                orphans += 1
                 continue
             verdict = classify(_hit_of(row))
             counted = verdict in COUNTED_VERDICTS
+            event = {
+                "hit_seq": row.seq,
+                "message_id": row.message_id,
+                "recipient_id": row.recipient_id,
+                "link_id": link_id,
+                "kind": row.kind,
+                "occurred_at": row.received_at,
+            }
+            events.append(
+                event
+                | {"verdict": verdict.value, "counted": counted, "ip": row.ip}
+                | {"user_agent": row.user_agent}
+            )
             user_id = listeners.get(row.message_id)
             if counted and user_id is not None and row.seq not in notified:
-                db.add(
-                    Notification(
-                        user_id=user_id,
-                        hit_seq=row.seq,
-                        message_id=row.message_id,
-                        recipient_id=row.recipient_id,
-                        link_id=link_id,
-                        kind=row.kind,
-                        occurred_at=row.received_at,
-                    )
-                )
-            db.add(
-                Event(
-                    hit_seq=row.seq,
-                    message_id=row.message_id,
-                    recipient_id=row.recipient_id,
-                    link_id=link_id,
-                    kind=row.kind,
-                    verdict=verdict.value,
-                    counted=counted,
-                    occurred_at=row.received_at,
-                    ip=row.ip,
-                    user_agent=row.user_agent,
-                )
-            )
-            touched_recipients.add(row.recipient_id)
+                notifications.append(event | {"user_id": user_id})
             if link_id is not None:
                 touched_links.add(link_id)
-        if orphans:
-            log.info("%d hits named no known recipient or link; kept, not derived", orphans)
+        if len(events) < len(rows):
+            log.info("%d hits named no known recipient or link", len(rows) - len(events))
         cursor.last_seq = rows[-1].seq
-        await db.flush()
-        await refresh_aggregates(db, touched_recipients, touched_links)
+        if events:
+            await db.execute(insert(Event), events)
+        if notifications:
+            await db.execute(insert(Notification), notifications)
+        await refresh_aggregates(db, {e["recipient_id"] for e in events}, touched_links)
         return len(rows)
 
 
-async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, Recipient]:
-    result = await db.scalars(select(Recipient).where(Recipient.id.in_(ids)))
-    return {r.id: r for r in result}
+async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, int]:
+    """recipient id -> message id."""
+    result = await db.execute(
+        select(Recipient.id, Recipient.message_id).where(Recipient.id.in_(ids))
+    )
+    return {recipient_id: message_id for recipient_id, message_id in result}
 
 
 async def _listeners(db: AsyncSession, message_ids: set[int]) -> dict[int, int]:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailbeacon.core.hits import Hit
+from mailbeacon.store.sqlite_writer import SqliteHitWriter
 from mailbeacon.store.tables import HitRow
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class HitLog:
     ) -> None:
         self._engine = engine
         self._insert = insert_ignoring_duplicates(engine)
+        self._sqlite: SqliteHitWriter | None = None
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self._sqlite = SqliteHitWriter(str(engine.url.database))
         self._spool_path = spool_path
         self._max_batch = max_batch
         self._replay_interval = replay_interval
@@ -103,6 +107,8 @@ class HitLog:
                 await task
         await flusher
         self._tasks = []
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def record(self, hit: Hit) -> None:
         """Return once `hit` is durable; raise only if neither database nor disk took it."""
@@ -148,6 +154,9 @@ class HitLog:
                 future.set_exception(error)
 
     async def _insert_hits(self, hits: Sequence[Hit]) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.write(hits)
+            return
         async with self._engine.begin() as connection:
             await connection.execute(self._insert, [_row(hit) for hit in hits])
 
