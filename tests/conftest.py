@@ -143,7 +143,9 @@ class SmtpRecorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.mails.append(
             CapturedMail(
-                str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content)
+                str(envelope.mail_from),
+                list(envelope.rcpt_tos),
+                bytes(envelope.original_content or b""),
             )
         )
         return "250 OK"

@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import LiveApp
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CSRF = re.compile(r'data-csrf="([^"]+)"')
 LOGIN_CSRF = re.compile(r'name="login_csrf" value="([^"]+)"')
 PASSWORD = "a long password"  # what LiveApp.add_user gives every user
 
@@ -46,7 +46,7 @@ async def sign_in(live: LiveApp, email: str, password: str = PASSWORD) -> Browse
         data={"email": email, "password": password, "login_csrf": token.group(1), "next": "/mail"},
     )
     assert response.status_code == 303, response.text
-    page = await client.get("/mail")
+    page = await client.get("/settings")
     match = CSRF.search(page.text)
     assert match, page.text
     return Browser(client, match.group(1))

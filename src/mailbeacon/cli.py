@@ -69,6 +69,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_level="info",
+        # Open live streams (the bell) would otherwise hold shutdown for 30 s.
+        timeout_graceful_shutdown=3,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from datetime import UTC, datetime
@@ -53,7 +54,8 @@ async def add_user(
         raise AccountError("the password must be at least 8 characters long")
     if await user_by_email(session, email) is not None:
         raise AccountError(f"a user {email} already exists")
-    user = User(email=email, password_hash=hash_password(password), is_admin=is_admin)
+    password_hash = await asyncio.to_thread(hash_password, password)  # slow on purpose
+    user = User(email=email, password_hash=password_hash, is_admin=is_admin)
     session.add(user)
     await session.flush()
     return user

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from datetime import timedelta
@@ -76,7 +77,11 @@ async def login(
         return await _login_page(request, safe_next(next), "expired", email, 400)
     async with sessions(runtime.engine)() as db, db.begin():
         user = await user_by_email(db, email.strip())
-        if user is None or not password_matches(user.password_hash, password):
+        # argon2 is deliberately slow: off the event loop, which also answers pixels.
+        matches = user is not None and await asyncio.to_thread(
+            password_matches, user.password_hash, password
+        )
+        if user is None or not matches:
             return await _login_page(request, safe_next(next), "wrong", email, 401)
         old = request.cookies.get(SESSION_COOKIE)
         if old:

@@ -1,0 +1,147 @@
+"""Queries behind the bell, the feed and the live stream (S9, B5).
+
+Every function takes the user id and filters by it, and joins the message on
+its owner too, so a notification can only ever describe the user's own mail
+(S7). The live stream polls `unread_state` once a second per open browser
+tab, so that query is a single aggregate over the (user_id, read_at) index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailbeacon.store.tables import Link, Message, Notification, Recipient, WebSession
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationItem:
+    """One notification with what a person needs to read it (texts are built by the web layer)."""
+
+    id: int
+    kind: str
+    message_id: int
+    occurred_at: datetime
+    read: bool
+    recipient_name: str
+    recipient_address: str
+    subject: str
+    link_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadState:
+    """What the bell shows, and the newest notification id (the stream's cursor)."""
+
+    unread: int
+    latest_id: int
+
+
+def _items(user_id: int) -> Select[Notification, Recipient, Message, str]:
+    # Link.url is NULL for opens (outer join): `_item` takes `str | None`.
+    return (
+        select(Notification, Recipient, Message, Link.url)
+        .join(Message, Message.id == Notification.message_id)
+        .join(Recipient, Recipient.id == Notification.recipient_id)
+        .outerjoin(Link, Link.id == Notification.link_id)
+        .where(Notification.user_id == user_id, Message.user_id == user_id)
+    )
+
+
+def _item(
+    notification: Notification, recipient: Recipient, message: Message, url: str | None
+) -> NotificationItem:
+    return NotificationItem(
+        id=notification.id,
+        kind=notification.kind,
+        message_id=message.id,
+        occurred_at=notification.occurred_at,
+        read=notification.read_at is not None,
+        recipient_name=recipient.name,
+        recipient_address=recipient.address,
+        subject=message.subject,
+        link_url=url,
+    )
+
+
+async def unread_state(db: AsyncSession, user_id: int) -> UnreadState:
+    """Unread count and newest id in one indexed aggregate (polled by the stream)."""
+    row = (
+        await db.execute(
+            select(
+                func.count(Notification.id).filter(Notification.read_at.is_(None)),
+                func.max(Notification.id),
+            ).where(Notification.user_id == user_id)
+        )
+    ).one()
+    return UnreadState(unread=int(row[0] or 0), latest_id=int(row[1] or 0))
+
+
+async def notifications_page(
+    db: AsyncSession, user_id: int, page: int, per_page: int
+) -> tuple[list[NotificationItem], int]:
+    """One page of the feed, newest first, and the total number of notifications."""
+    total = await db.scalar(
+        select(func.count(Notification.id)).where(Notification.user_id == user_id)
+    )
+    rows = await db.execute(
+        _items(user_id)
+        .order_by(Notification.occurred_at.desc(), Notification.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return [_item(*row) for row in rows], int(total or 0)
+
+
+async def notifications_after(
+    db: AsyncSession, user_id: int, after_id: int, limit: int
+) -> list[NotificationItem]:
+    """The newest `limit` notifications with an id above `after_id`, oldest of them first.
+
+    Ids only grow, and the processor derives under one lock, so "id above the
+    last one seen" is exactly "arrived since", across processes.
+    """
+    rows = await db.execute(
+        _items(user_id)
+        .where(Notification.id > after_id)
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    )
+    return list(reversed([_item(*row) for row in rows]))
+
+
+async def mark_read(db: AsyncSession, user_id: int, notification_id: int, now: datetime) -> bool:
+    """Mark one of the user's notifications read; False when the user has no such notification."""
+    owned = await db.scalar(
+        select(Notification.id).where(
+            Notification.id == notification_id, Notification.user_id == user_id
+        )
+    )
+    if owned is None:
+        return False
+    await db.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.read_at.is_(None))
+        .values(read_at=now)
+    )
+    return True
+
+
+async def mark_all_read(db: AsyncSession, user_id: int, now: datetime) -> None:
+    """Mark every unread notification of the user read."""
+    await db.execute(
+        update(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .values(read_at=now)
+    )
+
+
+async def session_alive(db: AsyncSession, session_hash: str, now: datetime) -> bool:
+    """Whether a web session still exists: a long-lived stream ends once its user signs out."""
+    expires_at = await db.scalar(
+        select(WebSession.expires_at).where(WebSession.id_hash == session_hash)
+    )
+    return expires_at is not None and expires_at > now

@@ -1,0 +1,329 @@
+"""Signing in and out over real HTTP, on SQLite and PostgreSQL: cookies, CSRF, session
+fixation, open redirects, security headers, and one user never reaching another's
+settings, tokens or mailbox (S7)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from mailbeacon.runtime import Runtime
+from mailbeacon.store.tables import ApiToken, Mailbox, User
+from tests.conftest import LiveApp
+from tests.web_helpers import CSRF, LOGIN_CSRF, PASSWORD, Browser
+
+SESSION = "mb_session"
+
+
+def runtime_of(live: LiveApp) -> Runtime:
+    """The served app's runtime (collector -> security headers -> FastAPI)."""
+    return cast(Runtime, cast(Any, live.app).app.app.state.runtime)
+
+
+def client_for(live: LiveApp) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=live.base_url, timeout=15, follow_redirects=False)
+
+
+def set_cookie(response: httpx.Response, name: str) -> str | None:
+    """The raw Set-Cookie header for `name`, if the response sets it."""
+    for header in response.headers.get_list("set-cookie"):
+        if header.split("=", 1)[0].strip() == name:
+            return header
+    return None
+
+
+def cookie_value(response: httpx.Response, name: str) -> str | None:
+    header = set_cookie(response, name)
+    if header is None:
+        return None
+    return header.split("=", 1)[1].split(";", 1)[0].strip('"')
+
+
+async def login_token(client: httpx.AsyncClient) -> str:
+    """The login form's own CSRF token (its cookie lands in the client's jar)."""
+    page = await client.get("/login")
+    assert page.status_code == 200, page.text
+    match = LOGIN_CSRF.search(page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+async def sign_in(live: LiveApp, email: str, password: str = PASSWORD) -> Browser:
+    """Sign in through the login form and read the session's CSRF token from /settings."""
+    client = client_for(live)
+    response = await client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": password,
+            "login_csrf": await login_token(client),
+            "next": "/settings",
+        },
+    )
+    assert response.status_code == 303, response.text
+    page = await client.get("/settings")
+    assert page.status_code == 200, page.text
+    match = CSRF.search(page.text)
+    assert match, page.text
+    return Browser(client, match.group(1))
+
+
+async def is_signed_in(live: LiveApp, session_id: str) -> bool:
+    """Whether a bare session cookie value still opens a protected page."""
+    async with client_for(live) as client:
+        response = await client.get("/settings", headers={"Cookie": f"{SESSION}={session_id}"})
+    return response.status_code == 200
+
+
+async def test_login_page_speaks_the_visitors_language(live: LiveApp) -> None:
+    """B8: signed-out pages follow Accept-Language."""
+    async with client_for(live) as client:
+        german = await client.get("/login", headers={"Accept-Language": "de-DE,de;q=0.9"})
+        english = await client.get("/login", headers={"Accept-Language": "fr-FR, en;q=0.5"})
+    assert german.status_code == 200
+    assert '<html lang="de">' in german.text
+    assert 'name="login_csrf"' in german.text
+    assert '<html lang="en">' in english.text
+
+
+async def test_wrong_password_is_refused_without_a_session(live: LiveApp) -> None:
+    async with client_for(live) as client:
+        token = await login_token(client)
+        response = await client.post(
+            "/login",
+            data={"email": live.email, "password": "not the password", "login_csrf": token},
+        )
+        assert response.status_code == 401
+        assert "do not match" in response.text
+        assert set_cookie(response, SESSION) is None
+        # Every rendering of the form issues a fresh login token.
+        again = LOGIN_CSRF.search(response.text)
+        assert again and again.group(1) != token
+        unknown = await client.post(
+            "/login",
+            data={
+                "email": "nobody@example.com",
+                "password": PASSWORD,
+                "login_csrf": again.group(1),
+            },
+        )
+        assert unknown.status_code == 401
+        assert set_cookie(unknown, SESSION) is None
+
+
+async def test_login_sets_an_httponly_samesite_session_cookie(live: LiveApp) -> None:
+    async with client_for(live) as client:
+        response = await client.post(
+            "/login",
+            data={
+                "email": live.email.upper(),
+                "password": PASSWORD,
+                "login_csrf": await login_token(client),
+                "next": "/settings/tokens",
+            },
+        )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/settings/tokens"
+    header = set_cookie(response, SESSION)
+    assert header is not None
+    attributes = {part.strip().lower() for part in header.split(";")[1:]}
+    assert "httponly" in attributes
+    assert "samesite=lax" in attributes
+    assert "path=/" in attributes
+    session_id = cookie_value(response, SESSION)
+    assert session_id and len(session_id) >= 32
+    assert await is_signed_in(live, session_id)
+
+
+async def test_no_session_fixation(live: LiveApp) -> None:
+    """A session id planted before sign-in is never the one after it, and stops working."""
+    attacker_email = "mallory@example.com"
+    await live.add_user(attacker_email)
+    attacker = await sign_in(live, attacker_email)
+    planted = attacker.client.cookies[SESSION]
+    assert await is_signed_in(live, planted)
+
+    for before in (planted, "chosen-by-the-attacker-0123456789"):
+        async with client_for(live) as victim:
+            token = await login_token(victim)
+            victim.cookies.set(SESSION, before, domain="127.0.0.1")
+            response = await victim.post(
+                "/login", data={"email": live.email, "password": PASSWORD, "login_csrf": token}
+            )
+        assert response.status_code == 303
+        after = cookie_value(response, SESSION)
+        assert after and after != before
+        assert not await is_signed_in(live, before)
+        assert await is_signed_in(live, after)
+    await attacker.aclose()
+
+
+async def test_logout_needs_post_and_csrf(live: LiveApp) -> None:
+    browser = await sign_in(live, live.email)
+    session_id = browser.client.cookies[SESSION]
+
+    assert (await browser.get("/logout")).status_code == 405
+    no_token = await browser.client.post("/logout")
+    assert no_token.status_code == 403
+    wrong_token = await browser.client.post("/logout", data={"csrf_token": "x" * 43})
+    assert wrong_token.status_code == 403
+    assert await is_signed_in(live, session_id)
+
+    response = await browser.post("/logout")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    assert not await is_signed_in(live, session_id)
+    after = await browser.get("/settings")
+    assert after.status_code == 303
+    await browser.aclose()
+
+
+async def test_signed_out_pages_redirect_to_login_and_back(live: LiveApp) -> None:
+    async with client_for(live) as client:
+        for path in ("/settings", "/settings/mailbox", "/settings/tokens", "/settings/users"):
+            response = await client.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"] == f"/login?next={path}"
+        with_query = await client.get("/settings/tokens?page=2")
+        assert with_query.headers["location"].startswith("/login?next=/settings/tokens%3Fpage")
+        posted = await client.post("/settings", data={"language": "de"})
+        assert posted.status_code == 303
+        assert posted.headers["location"].startswith("/login")
+
+        form = await client.get("/login?next=/settings/password")
+        assert 'name="next" value="/settings/password"' in form.text
+        response = await client.post(
+            "/login",
+            data={
+                "email": live.email,
+                "password": PASSWORD,
+                "login_csrf": LOGIN_CSRF.search(form.text).group(1),  # type: ignore[union-attr]
+                "next": "/settings/password",
+            },
+        )
+        assert response.headers["location"] == "/settings/password"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example", "https://evil.example/x", "/\\evil.example", "javascript:alert(1)"],
+)
+async def test_next_never_leaves_the_site(live: LiveApp, target: str) -> None:
+    async with client_for(live) as client:
+        form = await client.get("/login", params={"next": target})
+        assert "evil.example" not in form.text
+        response = await client.post(
+            "/login",
+            data={
+                "email": live.email,
+                "password": PASSWORD,
+                "login_csrf": LOGIN_CSRF.search(form.text).group(1),  # type: ignore[union-attr]
+                "next": target,
+            },
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+        # Already signed in: the login page forwards, still never off-site.
+        again = await client.get("/login", params={"next": target})
+        assert again.status_code == 303
+        assert again.headers["location"] == "/"
+
+
+async def test_login_form_needs_its_own_csrf_token(live: LiveApp) -> None:
+    async with client_for(live) as client:
+        token = await login_token(client)
+        missing = await client.post("/login", data={"email": live.email, "password": PASSWORD})
+        assert missing.status_code == 400
+        assert "expired" in missing.text
+        assert set_cookie(missing, SESSION) is None
+        wrong = await client.post(
+            "/login",
+            data={"email": live.email, "password": PASSWORD, "login_csrf": token[::-1]},
+        )
+        assert wrong.status_code == 400
+        assert set_cookie(wrong, SESSION) is None
+    async with client_for(live) as cookieless:  # a cross-site form has no login cookie
+        response = await cookieless.post(
+            "/login", data={"email": live.email, "password": PASSWORD, "login_csrf": token}
+        )
+        assert response.status_code == 400
+
+
+async def test_security_headers_on_pages(live: LiveApp) -> None:
+    browser = await sign_in(live, live.email)
+    responses = [
+        await browser.get("/settings"),
+        await browser.get("/settings/tokens"),
+        await browser.get("/settings/users"),  # a 404 page
+    ]
+    async with client_for(live) as client:
+        responses.append(await client.get("/login"))
+    for response in responses:
+        csp = response.headers.get("content-security-policy", "")
+        assert "default-src 'self'" in csp and "frame-ancestors 'self'" in csp
+        assert "script-src 'self'" in csp
+        assert response.headers.get("x-frame-options") == "SAMEORIGIN"
+        assert response.headers.get("x-content-type-options") == "nosniff"
+    assert responses[2].status_code == 404
+    await browser.aclose()
+
+
+async def test_one_user_never_reaches_anothers_account(live: LiveApp) -> None:
+    """S7: settings, tokens and mailbox are all taken from the session's own user."""
+    runtime = runtime_of(live)
+    a = await sign_in(live, live.email)
+    await a.post(
+        "/settings",
+        {"display_name": "Anna Private", "language": "sv", "timezone": "Europe/Stockholm"},
+    )
+    await a.post(
+        "/settings/mailbox",
+        {"host": "smtp.anna-private.example", "port": "2525", "security": "tls",
+         "username": "anna-login", "password": "anna-secret"},
+    )  # fmt: skip
+    created = await a.post("/settings/tokens", {"name": "Anna Ledger"})
+    anna_token = re.search(r'value="(mbk_[^"]+)"', created.text)
+    assert anna_token
+
+    b_id, _ = await live.add_user("bert@example.com")
+    b = await sign_in(live, "bert@example.com")
+    pages = [await b.get(p) for p in ("/settings", "/settings/mailbox", "/settings/tokens")]
+    for page in pages:
+        assert page.status_code == 200
+        for secret in ("Anna Private", "anna-private", "anna-login", "anna-secret", "Ledger"):
+            assert secret not in page.text
+        assert '<html lang="en">' in page.text
+    assert anna_token.group(1)[:12] not in pages[2].text
+
+    async with runtime.engine.connect() as conn:
+        anna_token_id = (
+            (await conn.execute(select(ApiToken.id).where(ApiToken.user_id == live.user_id)))
+            .scalars()
+            .all()
+        )
+    for token_id in anna_token_id:
+        refused = await b.post(f"/settings/tokens/{token_id}/revoke")
+        assert refused.status_code == 404
+    still = await live.client.get("/api/v1/messages", headers=live.auth(anna_token.group(1)))
+    assert still.status_code == 200
+
+    # Bert's changes land on Bert alone.
+    await b.post("/settings", {"display_name": "Bert", "language": "de", "timezone": "UTC"})
+    await b.post("/settings/mailbox/remove")
+    async with runtime.engine.connect() as conn:
+        anna = (await conn.execute(select(User).where(User.id == live.user_id))).one()
+        bert = (await conn.execute(select(User).where(User.id == b_id))).one()
+        mailboxes = (await conn.execute(select(Mailbox.user_id, Mailbox.host))).all()
+    assert (anna.display_name, anna.locale, anna.timezone) == (
+        "Anna Private",
+        "sv",
+        "Europe/Stockholm",
+    )
+    assert (bert.display_name, bert.locale) == ("Bert", "de")
+    assert [tuple(row) for row in mailboxes] == [(live.user_id, "smtp.anna-private.example")]
+    await a.aclose()
+    await b.aclose()
