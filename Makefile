@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest browser-deps bench clean messages
+.PHONY: run test lint typecheck pytest browser-deps bench clean messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: $(STAMP) browser-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Re-take the README's screenshots (docs/screenshots/) from the browser tests.
+screenshots: $(STAMP) browser-deps
+	MAILBEACON_SCREENSHOTS=1 $(BIN)/pytest tests/browser -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/collector.py

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import getaddresses
 
+from mailbeacon.core.text import N_
+
 # Practical addr-spec: what real mail servers accept, not every RFC 5322 corner.
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
@@ -15,8 +17,24 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ADDRESS_LENGTH = 320
 
 
+ADDRESS_PROBLEMS: dict[str, str] = {
+    "control_character": N_("%(value)s contains a line break or another control character."),
+    "not_one_address": N_("%(value)s is not a single email address."),
+    "invalid_address": N_("%(value)s is not a valid email address."),
+}
+
+
 class InvalidAddress(ValueError):
-    """An address (or a list of them) that cannot safely go into a header."""
+    """An address (or a list of them) that cannot safely go into a header.
+
+    `code` is stable (a key of ADDRESS_PROBLEMS), so pages can say it in the
+    user's language; the message is the English text.
+    """
+
+    def __init__(self, code: str, value: str) -> None:
+        self.code = code
+        self.value = value
+        super().__init__(ADDRESS_PROBLEMS[code] % {"value": f"“{value}”"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +56,14 @@ def has_control_characters(value: str) -> bool:
 def parse_mailbox(value: str) -> Mailbox:
     """One address, 'Name <addr>' or bare, or InvalidAddress saying what is wrong."""
     if has_control_characters(value):
-        raise InvalidAddress(f"{value!r} contains a line break or control character")
+        raise InvalidAddress("control_character", value)
     pairs = getaddresses([value])
     if len(pairs) != 1:
-        raise InvalidAddress(f"{value!r} is not one address")
+        raise InvalidAddress("not_one_address", value)
     name, address = pairs[0]
     address = address.strip()
     if not address or len(address) > MAX_ADDRESS_LENGTH or not _ADDR_SPEC.match(address):
-        raise InvalidAddress(f"{value!r} is not a valid email address")
+        raise InvalidAddress("invalid_address", value)
     return Mailbox(address=address, name=name.strip())
 
 
@@ -55,7 +73,7 @@ def parse_mailboxes(values: list[str] | str) -> list[Mailbox]:
     result: list[Mailbox] = []
     for item in items:
         if has_control_characters(item):
-            raise InvalidAddress(f"{item!r} contains a line break or control character")
+            raise InvalidAddress("control_character", item)
         for part in _split_addresses(item):
             result.append(parse_mailbox(part))
     return result

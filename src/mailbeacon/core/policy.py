@@ -9,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mailbeacon.core.text import html_to_text
+from mailbeacon.core.text import N_, html_to_text
 
-
-def N_(text: str) -> str:
-    """Marks English text for the translation catalogues; it is translated where shown."""
-    return text
+__all__ = ["N_", "REASON_TEXT", "Switches", "TrackingDecision", "Untracked", "decide"]
 
 
 class Untracked(StrEnum):

@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+
+def N_(text: str) -> str:
+    """Marks English text for the translation catalogues; it is translated where shown."""
+    return text
+
+
 _BLOCK = frozenset(
     {
         "p",

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
-from mailbeacon.core.addresses import Mailbox, parse_mailbox, parse_mailboxes
+from mailbeacon.core.addresses import InvalidAddress, Mailbox, parse_mailbox, parse_mailboxes
 from mailbeacon.core.compose import Draft, InvalidRequest, make_draft
 from mailbeacon.core.mime import build_copy, new_message_id
 from mailbeacon.core.policy import Switches, TrackingDecision, decide
@@ -46,8 +46,8 @@ class SendInput:
 def _field_boxes(name: str, values: list[str]) -> list[Mailbox]:
     try:
         return parse_mailboxes(values)
-    except ValueError as exc:
-        raise InvalidRequest(name, str(exc)) from exc
+    except InvalidAddress as exc:
+        raise InvalidRequest.from_address(name, exc) from exc
 
 
 def draft_from(user: User, request: SendInput) -> Draft:

@@ -9,7 +9,6 @@ page and the contact page always agree on faded, solid and untracked.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from mailbeacon.core.compose import Draft, InvalidRequest
+from mailbeacon.core.compose import REQUEST_PROBLEMS, Draft, InvalidRequest
 from mailbeacon.core.hits import Verdict
 from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
 from mailbeacon.core.text import html_to_text
@@ -371,50 +370,14 @@ def tracking_preview(user: User, form: ComposeForm, public_url: str) -> Preview 
     )
 
 
-# The sender's problems are English sentences; these patterns give the user a
-# translated one (with the offending value where there is one).
-PROBLEMS: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(r"^(?P<value>(['\"]).*\2) contains a line break or control character$", re.S),
-        N_("%(value)s contains a line break or another control character."),
-    ),
-    (
-        re.compile(r"^(?P<value>(['\"]).*\2) is not one address$", re.S),
-        N_("%(value)s is not a single email address."),
-    ),
-    (
-        re.compile(r"^(?P<value>(['\"]).*\2) is not a valid email address$", re.S),
-        N_("%(value)s is not a valid email address."),
-    ),
-    (re.compile(r"^at least one recipient is needed$"), N_("Add at least one recipient.")),
-    (
-        re.compile(r"^at most (?P<num>\d+) recipients per email$"),
-        N_("At most %(num)s recipients per email."),
-    ),
-    (
-        re.compile(r"^must be one line without control characters$"),
-        N_("The subject must be one line, without line breaks or control characters."),
-    ),
-    (re.compile(r"^at most (?P<num>\d+) characters$"), N_("At most %(num)s characters.")),
-    (
-        re.compile(r"^contains a NUL character$"),
-        N_("The message contains a NUL character, which email cannot carry."),
-    ),
-]
 FORM_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "subject": "subject"}
 
 
 def field_error(exc: InvalidRequest, l10n: Localizer) -> tuple[str, str]:
     """The form field an error belongs to, and the error in the user's language."""
     field = FORM_FIELDS.get(exc.field, "body")
-    for pattern, message in PROBLEMS:
-        match = pattern.fullmatch(exc.problem)
-        if match:
-            values = {k: v for k, v in match.groupdict().items() if v is not None}
-            if "value" in values:
-                values["value"] = f"“{values['value'][1:-1]}”"
-            return field, l10n.gettext(message, **values)
-    return field, l10n.gettext(N_("Please check this field."))
+    message = REQUEST_PROBLEMS.get(exc.code, N_("Please check this field."))
+    return field, l10n.gettext(message, **exc.params)
 
 
 async def compose_page(
