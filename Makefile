@@ -49,11 +49,11 @@ bench: $(STAMP)
 LOCALE := src/mailbeacon/web/locale
 LANGS := de sv pl it et
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -w 100 \
 	  --project MailBeacon -o $(LOCALE)/messages.pot src/mailbeacon
 	for lang in $(LANGS); do \
 	  if [ -f $(LOCALE)/$$lang/LC_MESSAGES/messages.po ]; then \
-	    $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i $(LOCALE)/messages.pot \
+	    $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -w 100 -i $(LOCALE)/messages.pot \
 	      -d $(LOCALE) -l $$lang; \
 	  else $(BIN)/pybabel init -i $(LOCALE)/messages.pot -d $(LOCALE) -l $$lang; fi; \
 	done

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +30,7 @@ from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.store.tables import Message, Recipient, User
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.paging import pager, url_with
 from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -177,25 +178,6 @@ def track_icons(
 def page_number(value: str) -> int:
     """A lenient ?page=: anything odd is page 1, never an error page."""
     return min(int(value), MAX_PAGE) if value.isdigit() and int(value) > 0 else 1
-
-
-def url_with(path: str, **params: str | int | None) -> str:
-    """`path` with the given non-empty query parameters, properly encoded."""
-    kept = {k: v for k, v in params.items() if v not in (None, "", 0)}
-    return f"{path}?{urlencode(kept)}" if kept else path
-
-
-def pager(
-    path: str, page: int, per_page: int, total: int, **params: str | int | None
-) -> dict[str, Any]:
-    """Previous/next links that keep the filters (S13 and search survive paging)."""
-    pages = max(1, -(-total // per_page))
-    return {
-        "page": page,
-        "pages": pages,
-        "prev": url_with(path, **params, page=page - 1) if page > 1 else None,
-        "next": url_with(path, **params, page=page + 1) if page < pages else None,
-    }
 
 
 def contact_url(address: str) -> str:

@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from math import ceil
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -36,6 +35,7 @@ from mailbeacon.store.notifications import (
 )
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user, signed_in
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.paging import pager
 from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -112,9 +112,7 @@ async def feed(
             "entries": entries,
             "total": total,
             "page": page,
-            "pages": max(1, ceil(total / PER_PAGE)),
-            "newer_url": _feed_url(page - 1) if page > 1 else None,
-            "older_url": _feed_url(page + 1) if page * PER_PAGE < total else None,
+            "pager": pager("/notifications", page, PER_PAGE, total),
         },
     )
 

@@ -18,7 +18,6 @@ from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.policy import default
-from math import ceil
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -31,6 +30,7 @@ from mailbeacon.core.policy import N_
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import OutboxMail, User
 from mailbeacon.web.auth import SignedIn, require_user
+from mailbeacon.web.paging import pager
 from mailbeacon.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -101,9 +101,7 @@ async def outbox_list(
             "mails": rows,
             "total": total,
             "page": page,
-            "pages": max(1, ceil(total / PER_PAGE)),
-            "newer_url": _list_url(page - 1) if page > 1 else None,
-            "older_url": _list_url(page + 1) if page * PER_PAGE < total else None,
+            "pager": pager("/outbox", page, PER_PAGE, total),
         },
     )
 
