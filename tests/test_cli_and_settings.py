@@ -65,6 +65,14 @@ def test_user_token_and_send_through_the_embedded_outbox(tmp_path: Path) -> None
     assert "API token: mbk_" in added.stdout
     again = run(["user", "add", "seller@example.com", "--password", "correct horse"], env)
     assert again.returncode == 1 and "already exists" in again.stderr
+    reset = run(["user", "password", "seller@example.com", "--password", "battery staple"], env)
+    assert reset.returncode == 0 and "new password set" in reset.stdout
+    assert (
+        run(["user", "password", "nobody@example.com", "--password", "x" * 9], env).returncode == 1
+    )
+    assert (
+        run(["user", "password", "seller@example.com", "--password", "short"], env).returncode == 1
+    )
     token = run(["token", "create", "seller@example.com"], env)
     assert token.returncode == 0
     assert token.stdout.strip().splitlines()[-1].startswith("mbk_")
@@ -99,3 +107,78 @@ def test_demo_user_is_created_once(tmp_path: Path) -> None:
     assert "created a demo user" in first.stdout and "password" in first.stdout
     second = run(["demo-user"], env)
     assert "users exist already" in second.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> None:
+    """`mailbeacon serve` as `make run` starts it: the web app, the collector and the
+    processor in its own process; stopping serve stops the worker too."""
+    import signal
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MAILBEACON_VAR_DIR": str(tmp_path / "var"),
+        "MAILBEACON_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "MAILBEACON_SMTP_URL": "",
+        "MAILBEACON_PROCESS_INTERVAL": "0.1",
+    }
+    added = run(["user", "add", "seller@example.com", "--password", "correct horse"], env)
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1].removeprefix("API token: ")
+    server = subprocess.Popen(
+        [*MAILBEACON, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/api/v1/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not come up"
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            time.sleep(0.2)
+        auth = {"Authorization": f"Bearer {token}"}
+        sent = httpx.post(
+            f"{base}/api/v1/messages",
+            headers=auth,
+            json={"to": ["ann@example.com"], "html": "<p>Hi</p>"},
+            timeout=30,
+        ).json()
+        assert sent["status"] == "sent"
+        from mailbeacon.core.tokens import KeyRing
+
+        keys = KeyRing.from_secrets([(tmp_path / "var" / "secret_keys").read_text().strip()])
+        recipient = sent["recipients"][0]["id"]
+        assert httpx.get(f"{base}/o/{keys.sign_open(sent['id'], recipient)}.gif").status_code == 200
+        while True:  # the worker process derives the open
+            detail = httpx.get(f"{base}/api/v1/messages/{sent['id']}", headers=auth).json()
+            if detail["opens"]["count"] == 1:
+                break
+            assert time.monotonic() < deadline + 30, detail
+            time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"mailbeacon.cli worker.*{tmp_path}"], capture_output=True, check=False
+    )
+    assert leftover.stdout == b""

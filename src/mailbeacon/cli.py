@@ -129,16 +129,56 @@ async def _add_user(settings: Settings, email: str, password: str, admin: bool) 
 
 
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
-    password = args.password
+    password = args.password or _ask_password()
     if password is None:
-        password = getpass.getpass("Password: ")
-        if password != getpass.getpass("Again: "):
-            print("the passwords differ", file=sys.stderr)
-            return 1
+        return 1
     token = _run(_add_user(settings, args.email, password, args.admin))
     print(f"added {args.email}")
     print(f"API token: {token}")
     return 0
+
+
+def cmd_user_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a new password (for a forgotten one); signs the user out everywhere."""
+    from sqlalchemy import delete
+
+    from mailbeacon.store.accounts import hash_password, user_by_email
+    from mailbeacon.store.db import make_engine, sessions
+    from mailbeacon.store.tables import WebSession
+
+    password = args.password or _ask_password()
+    if password is None:
+        return 1
+    if len(password) < 8:
+        print("the password must be at least 8 characters long", file=sys.stderr)
+        return 1
+
+    async def change() -> bool:
+        engine = make_engine(settings.effective_database_url)
+        try:
+            async with sessions(engine)() as db, db.begin():
+                user = await user_by_email(db, args.email)
+                if user is None:
+                    return False
+                user.password_hash = await asyncio.to_thread(hash_password, password)
+                await db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+                return True
+        finally:
+            await engine.dispose()
+
+    if not _run(change()):
+        print(f"no user {args.email}", file=sys.stderr)
+        return 1
+    print(f"new password set for {args.email}; their sessions were ended")
+    return 0
+
+
+def _ask_password() -> str | None:
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Again: "):
+        print("the passwords differ", file=sys.stderr)
+        return None
+    return password
 
 
 def cmd_demo_user(settings: Settings, args: argparse.Namespace) -> int:
@@ -249,6 +289,9 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
+NEEDS_SCHEMA = frozenset({"worker", "user", "demo-user", "token", "send"})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbeacon", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -282,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password", help="prompted for when omitted")
     add.add_argument("--admin", action="store_true")
     add.set_defaults(handler=cmd_user_add)
+    reset = user.add_parser("password", help="set a new password for a user")
+    reset.add_argument("email")
+    reset.add_argument("--password", help="prompted for when omitted")
+    reset.set_defaults(handler=cmd_user_password)
 
     commands.add_parser("demo-user", help="create a demo user if there is none").set_defaults(
         handler=cmd_demo_user
@@ -319,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler: Command = args.handler
     try:
+        if args.command in NEEDS_SCHEMA:
+            # A fresh install works from any command: the schema comes first.
+            from mailbeacon.store.db import migrate
+
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            migrate(settings.effective_database_url)
         return handler(settings, args)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
