@@ -359,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin it loads; `migrate` says the outcome itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -370,7 +372,6 @@ def main(argv: list[str] | None = None) -> int:
             # A fresh install works from any command: the schema comes first.
             from mailbeacon.store.db import migrate
 
-            logging.getLogger("alembic").setLevel(logging.WARNING)
             migrate(settings.effective_database_url)
         return handler(settings, args)
     except (ValueError, OSError) as exc:
