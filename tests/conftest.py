@@ -13,6 +13,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -192,6 +193,14 @@ class LiveApp:
                 return user.id, await create_api_token(db, user)
         finally:
             await engine.dispose()
+
+    @property
+    def runtime(self) -> Any:
+        """The Runtime behind the app, through whatever middleware wraps it."""
+        layer: Any = self.app
+        while not hasattr(layer, "state"):
+            layer = layer.app
+        return layer.state.runtime
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}

@@ -163,3 +163,21 @@ async def test_hits_for_unknown_recipients_are_kept_but_derive_nothing(live: Liv
             assert await db.scalar(select(func.count(Event.id))) == 0
     finally:
         await engine.dispose()
+
+
+async def test_oversized_requests_are_refused_before_parsing(live: LiveApp) -> None:
+    """Rule 6: a huge body gets a clear 413 and changes nothing; hits are unaffected."""
+    huge = b"x" * (13 * 1024 * 1024)
+    response = await live.client.post("/api/v1/messages", content=huge, headers=live.auth())
+    assert response.status_code == 413
+
+    async def chunks() -> Any:
+        for _ in range(14):
+            yield b"y" * (1024 * 1024)
+
+    response = await live.client.post("/api/v1/messages", content=chunks(), headers=live.auth())
+    assert response.status_code == 413
+    listing = await live.client.get("/api/v1/messages", headers=live.auth())
+    assert listing.json()["total"] == 0
+    pixel = await live.client.get(f"/o/{keys.sign_open(1, 1)}.gif")
+    assert pixel.status_code == 200

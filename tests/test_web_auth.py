@@ -5,7 +5,7 @@ settings, tokens or mailbox (S7)."""
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ SESSION = "mb_session"
 
 def runtime_of(live: LiveApp) -> Runtime:
     """The served app's runtime (collector -> security headers -> FastAPI)."""
-    return cast(Runtime, cast(Any, live.app).app.app.state.runtime)
+    return cast(Runtime, live.runtime)
 
 
 def client_for(live: LiveApp) -> httpx.AsyncClient:

@@ -19,12 +19,12 @@ from mailbeacon.web import api
 from mailbeacon.web.auth import CsrfFailed, LoginRequired
 from mailbeacon.web.pages import auth
 from mailbeacon.web.render import render
-from mailbeacon.web.security import SecurityHeaders
+from mailbeacon.web.security import BodyLimit, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_web_app(runtime: Runtime) -> SecurityHeaders:
+def create_web_app(runtime: Runtime) -> BodyLimit:
     """The web app; its lifespan starts and stops the runtime's services."""
 
     @asynccontextmanager
@@ -64,7 +64,7 @@ def create_web_app(runtime: Runtime) -> SecurityHeaders:
             return await http_exception_handler(request, exc)
         return await error_page(request, exc.status_code, "http")
 
-    return SecurityHeaders(app)
+    return BodyLimit(SecurityHeaders(app))
 
 
 def page_routers() -> list[APIRouter]:

@@ -47,3 +47,91 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+MAX_BODY_BYTES = 12 * 1024 * 1024  # an email body may be 5 MB of text, form-encoded
+# Up to this much of a refused body is read and dropped, so that the client,
+# still sending, gets to read the 413 instead of a reset connection.
+DRAIN_BYTES = 64 * 1024 * 1024
+TOO_LARGE = b"Request body too large"
+
+
+class BodyLimit:
+    """Refuses request bodies over a limit with 413, before anything parses them.
+
+    A declared Content-Length over the limit is refused at once. A chunked
+    body (no length declared; rare outside scripts) is read into memory up to
+    the limit first and only then handed on, so neither kind can fill the
+    memory of the process that also answers every tracking pixel.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                if length.isdigit() and int(length) <= DRAIN_BYTES:
+                    await _drain(receive, DRAIN_BYTES)
+                await _refuse(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await _drain(receive, DRAIN_BYTES - len(body))
+                await _refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                after: Message = await receive()  # only ever http.disconnect now
+                return after
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _drain(receive: Any, limit: int) -> None:
+    """Read and drop the rest of a body, up to `limit` bytes."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _refuse(send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(TOO_LARGE)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": TOO_LARGE})

@@ -1,0 +1,168 @@
+"""The General settings: tracking switches (S4), language (B8), time zone, display name.
+
+These shape everything else the user sees and sends: what is tracked, the
+language and zone every page is shown in, and the name in the From header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from mailbeacon.core.addresses import InvalidAddress, has_control_characters, parse_mailbox
+from mailbeacon.core.addresses import Mailbox as Address
+from mailbeacon.core.policy import N_
+from mailbeacon.store.db import sessions
+from mailbeacon.store.tables import User
+from mailbeacon.web.i18n import LANGUAGES
+from mailbeacon.web.pages.account.common import (
+    CheckedUser,
+    CurrentUser,
+    FormText,
+    Problem,
+    Problems,
+    checked,
+    notice_for,
+    redirect_done,
+    runtime_of,
+)
+from mailbeacon.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_DISPLAY_NAME = 200
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """The zones a user may pick; 'localtime' is the server's own zone, meaningless to them."""
+    return frozenset(available_timezones() - {"localtime"})
+
+
+@cache
+def time_zone_groups() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Zones grouped by region ('Europe', 'America', ...); single names such as UTC come last.
+
+    The picker then shows one group per region instead of hundreds of names in one list.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in sorted(time_zones()):
+        region = name.split("/", 1)[0] if "/" in name else ""
+        groups.setdefault(region, []).append(name)
+    other = groups.pop("", [])
+    return (*((region, tuple(names)) for region, names in groups.items()), ("", tuple(other)))
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralForm:
+    """The general settings as shown in, and submitted from, the form.
+
+    One shape for both, so a refused submission is shown again exactly as it was typed.
+    """
+
+    display_name: str
+    language: str
+    timezone: str
+    open_tracking: bool
+    link_tracking: bool
+    notify_tracking: bool
+
+    @classmethod
+    def of(cls, user: User) -> GeneralForm:
+        return cls(
+            display_name=user.display_name,
+            language=user.locale,
+            timezone=user.timezone,
+            open_tracking=user.open_tracking,
+            link_tracking=user.link_tracking,
+            notify_tracking=user.notify_tracking,
+        )
+
+
+def display_name_problem(email: str, name: str) -> Problem | None:
+    """The name goes into the From header of every email, so it must survive one intact."""
+    if len(name) > MAX_DISPLAY_NAME:
+        return Problem(N_("Use at most %(max)s characters."), {"max": str(MAX_DISPLAY_NAME)})
+    if has_control_characters(name):
+        return Problem(N_("The name cannot contain line breaks or control characters."))
+    try:
+        parsed = parse_mailbox(str(Address(email, name)))
+    except InvalidAddress:
+        parsed = None
+    if parsed is None or parsed.name != name:
+        return Problem(N_("This name cannot be used as a sender name in email."))
+    return None
+
+
+def check_general(form: GeneralForm, email: str) -> Problems:
+    problems: Problems = {}
+    name_problem = display_name_problem(email, form.display_name)
+    if name_problem is not None:
+        problems["display_name"] = name_problem
+    if form.language not in LANGUAGES:
+        problems["language"] = Problem(N_("Choose one of the languages in the list."))
+    if form.timezone not in time_zones():
+        problems["timezone"] = Problem(N_("Choose a time zone from the list."))
+    return problems
+
+
+async def general_page(
+    request: Request,
+    form: GeneralForm,
+    *,
+    problems: Problems | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    return await render(
+        request,
+        "account/general.html",
+        {
+            "form": form,
+            "errors": problems or {},
+            "notice": notice,
+            "zone_groups": time_zone_groups(),
+        },
+        status_code=400 if problems else 200,
+    )
+
+
+@router.get("/settings")
+async def general(request: Request, current: CurrentUser, done: str = "") -> HTMLResponse:
+    return await general_page(request, GeneralForm.of(current.user), notice=notice_for(done))
+
+
+@router.post("/settings")
+async def save_general(
+    request: Request,
+    current: CheckedUser,
+    display_name: FormText = "",
+    language: FormText = "",
+    timezone: FormText = "",
+    open_tracking: FormText = "",
+    link_tracking: FormText = "",
+    notify_tracking: FormText = "",
+) -> Response:
+    form = GeneralForm(
+        display_name=display_name.strip(),
+        language=language,
+        timezone=timezone,
+        open_tracking=checked(open_tracking),
+        link_tracking=checked(link_tracking),
+        notify_tracking=checked(notify_tracking),
+    )
+    problems = check_general(form, current.user.email)
+    if problems:
+        return await general_page(request, form, problems=problems)
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        user = await db.get_one(User, current.user.id)
+        user.display_name = form.display_name
+        user.locale = form.language
+        user.timezone = form.timezone
+        user.open_tracking = form.open_tracking
+        user.link_tracking = form.link_tracking
+        user.notify_tracking = form.notify_tracking
+    return redirect_done("/settings", "saved")

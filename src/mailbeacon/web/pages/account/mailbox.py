@@ -1,0 +1,282 @@
+"""The Mailbox settings: the user's own SMTP server, with a real test email.
+
+The password is encrypted at rest and never goes back to the page. The test
+email takes exactly the route real mail takes, so a wrong setting shows up
+here, while the user is looking, rather than as a failed send later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from mailbeacon.core.addresses import Mailbox as Address
+from mailbeacon.core.addresses import has_control_characters
+from mailbeacon.core.mime import build_copy, new_message_id
+from mailbeacon.core.policy import N_
+from mailbeacon.mail.smtp import Delivery, SmtpTarget, deliver
+from mailbeacon.runtime import Runtime
+from mailbeacon.store.db import sessions
+from mailbeacon.store.mailboxes import (
+    SECURITY_MODES,
+    MailboxSettings,
+    load_mailbox,
+    save_mailbox,
+)
+from mailbeacon.store.tables import User
+from mailbeacon.store.users import delete_mailbox
+from mailbeacon.web.auth import SignedIn
+from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.pages.account.common import (
+    MAX_PASSWORD,
+    CheckedUser,
+    CurrentUser,
+    FormText,
+    Problem,
+    Problems,
+    checked,
+    notice_for,
+    redirect_done,
+    runtime_of,
+)
+from mailbeacon.web.render import localizer_for, render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_HOST = 253
+MAX_USERNAME = 320
+# A test email should answer while the person is still looking at the page.
+TEST_EMAIL_TIMEOUT = 20.0
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+TEST_SUBJECT = N_("MailBeacon test email")
+TEST_BODY = N_(
+    "This is a test email from MailBeacon.\n\n"
+    "It reached you, so MailBeacon can send mail as %(address)s through %(server)s."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxForm:
+    """The mailbox form as submitted; the password never goes back to the page."""
+
+    host: str = ""
+    port: str = "587"
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    clear_password: bool = False
+
+    @classmethod
+    def of(cls, mailbox: MailboxSettings | None) -> MailboxForm:
+        if mailbox is None:
+            return cls()
+        return cls(mailbox.host, str(mailbox.port), mailbox.security, mailbox.username)
+
+
+def clean_host(host: str) -> str:
+    """A host as the SMTP client wants it: IPv6 literals without their brackets."""
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def host_is_valid(host: str) -> bool:
+    if not host or len(host) > MAX_HOST:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host))
+    return True
+
+
+def port_number(port: str) -> int | None:
+    """1-65535 written in plain digits, else None.
+
+    Plain ASCII digits only: int() alone would also take '+25', '2_5' or digits of other scripts.
+    """
+    port = port.strip()
+    if not port.isascii() or not port.isdigit() or len(port) > 5:
+        return None
+    number = int(port)
+    return number if 1 <= number <= 65535 else None
+
+
+def check_mailbox(form: MailboxForm) -> Problems:
+    problems: Problems = {}
+    if not host_is_valid(form.host):
+        problems["host"] = Problem(
+            N_("Enter a host name such as smtp.example.com, or an IP address, without spaces.")
+        )
+    if port_number(form.port) is None:
+        problems["port"] = Problem(N_("Enter a port number from 1 to 65535."))
+    if form.security not in SECURITY_MODES:
+        problems["security"] = Problem(N_("Choose none, STARTTLS or TLS."))
+    if len(form.username) > MAX_USERNAME or has_control_characters(form.username):
+        problems["username"] = Problem(
+            N_("Use at most %(max)s characters, without line breaks."), {"max": str(MAX_USERNAME)}
+        )
+    if len(form.password) > MAX_PASSWORD or has_control_characters(form.password):
+        problems["password"] = Problem(
+            N_("Use at most %(max)s characters, without line breaks."), {"max": str(MAX_PASSWORD)}
+        )
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class MailRoute:
+    """Where the user's mail goes, as the page tells it: never with credentials."""
+
+    kind: str  # mailbox, server or outbox
+    host: str
+    port: int
+
+
+def mail_route(runtime: Runtime, mailbox: MailboxSettings | None) -> MailRoute:
+    if mailbox is not None:
+        return MailRoute("mailbox", mailbox.host, mailbox.port)
+    target = runtime.default_smtp_target()
+    return MailRoute("outbox" if runtime.outbox is not None else "server", target.host, target.port)
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    """What the mail server answered to the test email: empty error means accepted."""
+
+    address: str
+    error: str
+
+
+async def own_mailbox(runtime: Runtime, user_id: int) -> MailboxSettings | None:
+    async with sessions(runtime.engine)() as db:
+        mailbox = await load_mailbox(db, user_id)
+    if mailbox is None:
+        return None
+    return MailboxSettings(
+        host=mailbox.host,
+        port=mailbox.port,
+        security=mailbox.security,
+        username=mailbox.username,
+        has_password=bool(mailbox.password_encrypted),
+    )
+
+
+async def mailbox_page(
+    request: Request,
+    current: SignedIn,
+    *,
+    form: MailboxForm | None = None,
+    problems: Problems | None = None,
+    notice: str | None = None,
+    test: TestOutcome | None = None,
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    mailbox = await own_mailbox(runtime, current.user.id)
+    return await render(
+        request,
+        "account/mailbox.html",
+        {
+            "mailbox": mailbox,
+            "route": mail_route(runtime, mailbox),
+            "form": form or MailboxForm.of(mailbox),
+            "security_modes": SECURITY_MODES,
+            "errors": problems or {},
+            "notice": notice,
+            "test": test,
+        },
+        status_code=400 if problems else 200,
+    )
+
+
+@router.get("/settings/mailbox")
+async def mailbox(request: Request, current: CurrentUser, done: str = "") -> HTMLResponse:
+    return await mailbox_page(request, current, notice=notice_for(done))
+
+
+@router.post("/settings/mailbox")
+async def save_own_mailbox(
+    request: Request,
+    current: CheckedUser,
+    host: FormText = "",
+    port: FormText = "",
+    security: FormText = "",
+    username: FormText = "",
+    password: FormText = "",
+    clear_password: FormText = "",
+) -> Response:
+    form = MailboxForm(
+        host=clean_host(host),
+        port=port.strip(),
+        security=security,
+        username=username.strip(),
+        password=password,
+        clear_password=checked(clear_password),
+    )
+    problems = check_mailbox(form)
+    if problems:
+        return await mailbox_page(
+            request, current, form=replace(form, password=""), problems=problems
+        )
+    runtime = runtime_of(request)
+    new_password = "" if form.clear_password else (form.password or None)
+    async with sessions(runtime.engine)() as db, db.begin():
+        await save_mailbox(
+            db,
+            runtime.fernet,
+            current.user.id,
+            host=form.host,
+            port=port_number(form.port) or 0,
+            security=form.security,
+            username=form.username,
+            password=new_password,
+        )
+    return redirect_done("/settings/mailbox", "mailbox-saved")
+
+
+@router.post("/settings/mailbox/remove")
+async def remove_own_mailbox(request: Request, current: CheckedUser) -> Response:
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        await delete_mailbox(db, current.user.id)
+    return redirect_done("/settings/mailbox", "mailbox-removed")
+
+
+def self_addressed_email(user: User, l10n: Localizer, server: str) -> Delivery:
+    """A plain-text email from the user to the user: nothing in it is tracked."""
+    me = Address(user.email, user.display_name)
+    message = build_copy(
+        sender=me,
+        to=(me,),
+        cc=(),
+        subject=l10n.gettext(TEST_SUBJECT),
+        html=None,
+        text=l10n.gettext(TEST_BODY, address=user.email, server=server),
+        message_id=new_message_id(user.email.rpartition("@")[2]),
+        date=datetime.now(UTC),
+    )
+    return Delivery(user.email, user.email, message)
+
+
+async def send_test_email(runtime: Runtime, user: User, l10n: Localizer) -> TestOutcome:
+    """Send through exactly the route real mail takes and report what the server said."""
+    target: SmtpTarget = replace(await runtime.smtp_target_for(user), timeout=TEST_EMAIL_TIMEOUT)
+    delivery = self_addressed_email(user, l10n, f"{target.host}:{target.port}")
+    results = await deliver(target, [delivery])
+    return TestOutcome(user.email, results[0].error if results else "")
+
+
+@router.post("/settings/mailbox/test")
+async def send_mailbox_test(request: Request, current: CheckedUser) -> HTMLResponse:
+    outcome = await send_test_email(
+        runtime_of(request), current.user, localizer_for(request, current)
+    )
+    return await mailbox_page(request, current, test=outcome)

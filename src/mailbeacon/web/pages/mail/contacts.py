@@ -1,0 +1,90 @@
+"""Contacts (S8): everyone the user has mailed, and one contact's mail with the same icons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from mailbeacon.store import queries
+from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.pages.mail.shared import (
+    Current,
+    TrackIcon,
+    contact_url,
+    database,
+    page_number,
+    track_icons,
+    url_builders,
+)
+from mailbeacon.web.paging import pager
+from mailbeacon.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_ADDRESS = 320
+
+
+@dataclass(frozen=True, slots=True)
+class ContactItem:
+    """One email to the contact, with the icons of the copy this contact received."""
+
+    message: Message
+    recipient: Recipient
+    opens: TrackIcon
+    clicks: TrackIcon
+
+
+@router.get("/contacts")
+async def contacts(
+    request: Request, current: Current, page: str = "1", q: str = ""
+) -> HTMLResponse:
+    """Everyone the user has mailed, with totals; searchable by name or address."""
+    q = q.strip()[: queries.MAX_SEARCH]
+    number = page_number(page)
+    async with database(request) as db:
+        result = await queries.contact_page(db, current.user.id, page=number, q=q)
+    return await render(
+        request,
+        "contacts/list.html",
+        {
+            "rows": result.rows,
+            "total": result.total,
+            "has_any": result.has_any,
+            "q": q,
+            "pager": pager("/contacts", number, result.per_page, result.total, q=q),
+            **url_builders(),
+        },
+    )
+
+
+@router.get("/contacts/{address:path}")
+async def contact(
+    request: Request, current: Current, address: str, page: str = "1"
+) -> HTMLResponse:
+    """One contact's mail, each copy with its own icons; 404 for an address never mailed."""
+    number = page_number(page)
+    if len(address) > MAX_ADDRESS:
+        raise HTTPException(404)
+    async with database(request) as db:
+        view = await queries.contact_view(db, current.user.id, address, page=number)
+    if view is None:
+        raise HTTPException(404)
+    items = []
+    for mail in view.mails:
+        mine = [a for a in view.activity if a.recipient_id == mail.recipient.id]
+        opens, clicks = track_icons(f"r{mail.recipient.id}", mail.recipient, mail.message, mine)
+        items.append(ContactItem(mail.message, mail.recipient, opens, clicks))
+    return await render(
+        request,
+        "contacts/detail.html",
+        {
+            "contact": view.contact,
+            "items": items,
+            "pager": pager(
+                contact_url(view.contact.address), number, view.per_page, view.contact.emails
+            ),
+            **url_builders(),
+        },
+    )

@@ -1,0 +1,78 @@
+"""The mail list (S8, S13): sent mail, newest first, filterable, with tracking icons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from mailbeacon.store import queries
+from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.pages.mail.shared import (
+    Current,
+    TrackIcon,
+    database,
+    page_number,
+    track_icons,
+    url_builders,
+)
+from mailbeacon.web.paging import pager, url_with
+from mailbeacon.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+SHOWN_RECIPIENTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ListItem:
+    """One row: the first few recipients, how many more there are, and the icons."""
+
+    message: Message
+    shown: list[Recipient]
+    more: int
+    opens: TrackIcon
+    clicks: TrackIcon
+
+
+def list_item(row: queries.MailRow) -> ListItem:
+    """A list row; only the first recipients are named, so a long list keeps rows short."""
+    opens, clicks = track_icons(f"m{row.message.id}", row.message, row.message, row.activity)
+    return ListItem(
+        message=row.message,
+        shown=row.recipients[:SHOWN_RECIPIENTS],
+        more=max(0, len(row.recipients) - SHOWN_RECIPIENTS),
+        opens=opens,
+        clicks=clicks,
+    )
+
+
+@router.get("/mail")
+async def mail_list(
+    request: Request, current: Current, page: str = "1", tracked: str = "", q: str = ""
+) -> HTMLResponse:
+    """The user's sent mail, newest first; `tracked` and `q` combine and survive paging."""
+    only_tracked = tracked == "1"
+    q = q.strip()[: queries.MAX_SEARCH]
+    number = page_number(page)
+    async with database(request) as db:
+        result = await queries.mail_page(
+            db, current.user.id, page=number, tracked=only_tracked, q=q
+        )
+    filters: dict[str, str | int | None] = {"tracked": "1" if only_tracked else None, "q": q}
+    return await render(
+        request,
+        "mail/list.html",
+        {
+            "items": [list_item(row) for row in result.rows],
+            "total": result.total,
+            "has_any": result.has_any,
+            "only_tracked": only_tracked,
+            "q": q,
+            "filtered": only_tracked or bool(q),
+            "toggle_tracked_url": url_with("/mail", tracked=None if only_tracked else "1", q=q),
+            "pager": pager("/mail", number, result.per_page, result.total, **filters),
+            **url_builders(),
+        },
+    )

@@ -1,0 +1,172 @@
+"""What the mail and contact pages share: the tracking icons (S8), URLs, paging, dependencies.
+
+The open and link icons are built only here (`track_icons`), so the list, the
+message page and the contact page always agree on faded, solid and untracked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
+from mailbeacon.store import queries
+from mailbeacon.store.db import sessions
+from mailbeacon.store.queries import Activity
+from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.auth import SignedIn, require_csrf, require_user
+from mailbeacon.web.paging import url_with
+
+Current = Annotated[SignedIn, Depends(require_user)]
+Checked = Annotated[SignedIn, Depends(require_csrf)]
+
+MAX_PAGE = 100_000
+
+# Which stored reasons explain missing open tracking, and which missing link tracking.
+OPEN_REASONS = frozenset(
+    {
+        Untracked.OPENS_SWITCH_OFF,
+        Untracked.OPENS_TOGGLE_OFF,
+        Untracked.NO_HTML_PART,
+        Untracked.EMPTY_BODY,
+    }
+)
+LINK_REASONS = frozenset(
+    {Untracked.LINKS_SWITCH_OFF, Untracked.LINKS_TOGGLE_OFF, Untracked.NO_LINKS}
+)
+
+
+# ---------------------------------------------------------------------------
+# Tracking icons (S8): one builder for the list, the message and the contact.
+
+
+@dataclass(frozen=True, slots=True)
+class TipLine:
+    """One line of a tooltip: when, by whom, and for clicks which link."""
+
+    at: datetime
+    who: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackIcon:
+    """An open or link icon and its tooltip, ready for `macros/tracking.html`."""
+
+    kind: str  # "open" or "click"
+    dom_id: str
+    tracked: bool
+    reason: str  # English text (translated in the template) when not tracked
+    count: int
+    lines: tuple[TipLine, ...]
+    more: int
+    failed: bool = False
+
+    @property
+    def state(self) -> str:
+        """The icon's CSS state, so "not tracked" never looks like "not opened yet"."""
+        if not self.tracked:
+            return "untracked"
+        return "solid" if self.count else "faded"
+
+
+def known_reasons(codes: Iterable[str]) -> list[Untracked]:
+    """The stored reason codes this version knows; an unknown one is skipped, not an error."""
+    known = {reason.value for reason in Untracked}
+    return [Untracked(code) for code in codes if code in known]
+
+
+def _icon(
+    kind: str,
+    dom_id: str,
+    *,
+    tracked: bool,
+    reasons: list[Untracked],
+    count: int,
+    activity: Iterable[Activity],
+    failed: bool,
+) -> TrackIcon:
+    """One icon; an untracked one always says why, generically when no stored reason fits."""
+    relevant = OPEN_REASONS if kind == "open" else LINK_REASONS
+    fallback = (
+        N_("Open tracking was off for this email.")
+        if kind == "open"
+        else N_("Link tracking was off for this email.")
+    )
+    reason = next((REASON_TEXT[r] for r in reasons if r in relevant), fallback)
+    lines = tuple(
+        TipLine(a.occurred_at, a.name or a.address, a.url) for a in activity if a.kind == kind
+    )[: queries.TIP_LINES]
+    return TrackIcon(
+        kind=kind,
+        dom_id=dom_id,
+        tracked=tracked,
+        reason="" if tracked else reason,
+        count=count,
+        lines=lines,
+        more=max(0, count - len(lines)),
+        failed=failed,
+    )
+
+
+def track_icons(
+    scope: str,
+    row: Message | Recipient,
+    message: Message,
+    activity: Iterable[Activity],
+) -> tuple[TrackIcon, TrackIcon]:
+    """The open and link icons for a message, or for one recipient's copy of it."""
+    lines = list(activity)
+    reasons = known_reasons(message.untracked_reasons)
+    failed = isinstance(row, Recipient) and row.status == "failed"
+    common: dict[str, Any] = {"reasons": reasons, "activity": lines, "failed": failed}
+    return (
+        _icon(
+            "open",
+            f"{scope}-open",
+            tracked=message.track_opens,
+            count=row.open_count,
+            **common,
+        ),
+        _icon(
+            "click",
+            f"{scope}-click",
+            tracked=message.track_links,
+            count=row.click_count,
+            **common,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Small helpers for query strings, paging and the database.
+
+
+def page_number(value: str) -> int:
+    """A lenient ?page=: anything odd is page 1, never an error page."""
+    return min(int(value), MAX_PAGE) if value.isdigit() and int(value) > 0 else 1
+
+
+def contact_url(address: str) -> str:
+    """A contact page's URL; only `@` stays readable, so any address comes back intact."""
+    return "/contacts/" + quote(address, safe="@")
+
+
+def compose_url(address: str) -> str:
+    """The composer prefilled for one address (the contact page's "Write to")."""
+    return url_with("/mail/new", to=address)
+
+
+def database(request: Request) -> Any:
+    """A session on the runtime's engine; callers scope every query by user (S7)."""
+    return sessions(request.app.state.runtime.engine)()
+
+
+def url_builders() -> dict[str, Any]:
+    """Template context entries, so templates build these links as the handlers do."""
+    return {"contact_url": contact_url, "compose_url": compose_url}
