@@ -327,3 +327,34 @@ async def test_one_user_never_reaches_anothers_account(live: LiveApp) -> None:
     assert [tuple(row) for row in mailboxes] == [(live.user_id, "smtp.anna-private.example")]
     await a.aclose()
     await b.aclose()
+
+
+async def test_password_guessing_is_throttled(live: LiveApp) -> None:
+    """After five wrong passwords for one account, even the right one waits (429)."""
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as client:
+
+        async def attempt(password: str) -> httpx.Response:
+            form = await client.get("/login")
+            token = LOGIN_CSRF.search(form.text)
+            assert token
+            return await client.post(
+                "/login",
+                data={"email": live.email, "password": password, "login_csrf": token.group(1)},
+            )
+
+        for _ in range(5):
+            assert (await attempt("wrong password")).status_code == 401
+        refused = await attempt(PASSWORD)
+        assert refused.status_code == 429
+        assert "Too many failed attempts" in refused.text
+        assert int(refused.headers["retry-after"]) > 0
+        assert "mb_session" not in refused.cookies
+        await live.add_user("other@example.com")  # other accounts still sign in
+        form = await client.get("/login")
+        token = LOGIN_CSRF.search(form.text)
+        assert token
+        other = await client.post(
+            "/login",
+            data={"email": "other@example.com", "password": PASSWORD, "login_csrf": token.group(1)},
+        )
+        assert other.status_code == 303

@@ -20,6 +20,7 @@ from mailbeacon.web.auth import CsrfFailed, LoginRequired
 from mailbeacon.web.pages import auth
 from mailbeacon.web.render import render
 from mailbeacon.web.security import BodyLimit, SecurityHeaders
+from mailbeacon.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,6 +47,7 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.login_throttle = LoginThrottle()
     app.include_router(api.router)
     for router in page_routers():
         app.include_router(router)

@@ -6,11 +6,13 @@ import asyncio
 import hmac
 import secrets
 from datetime import timedelta
+from math import ceil
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from mailbeacon.core.hits import truncate_ip
 from mailbeacon.store.accounts import password_matches, user_by_email
 from mailbeacon.store.db import sessions
 from mailbeacon.web.auth import (
@@ -23,6 +25,7 @@ from mailbeacon.web.auth import (
     signed_in,
 )
 from mailbeacon.web.render import render
+from mailbeacon.web.throttle import LoginThrottle
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "mb_login_csrf"
@@ -36,14 +39,26 @@ async def home(request: Request) -> Response:
 
 
 async def _login_page(
-    request: Request, next_path: str, error: str = "", email: str = "", status_code: int = 200
+    request: Request,
+    next_path: str,
+    error: str = "",
+    email: str = "",
+    status_code: int = 200,
+    minutes: int = 0,
 ) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = await render(
         request,
         "auth/login.html",
-        {"next": next_path, "error": error, "email": email, "login_csrf": token},
+        {
+            "next": next_path,
+            "error": error,
+            "email": email,
+            "login_csrf": token,
+            "minutes": minutes,
+        },
         status_code=status_code,
+        headers={"Retry-After": str(minutes * 60)} if minutes else None,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -75,6 +90,18 @@ async def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), login_csrf.encode()):
         return await _login_page(request, safe_next(next), "expired", email, 400)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    network = truncate_ip(request.client.host) if request.client else ""
+    wait = throttle.wait_seconds(network, email)
+    if wait > 0:
+        return await _login_page(
+            request,
+            safe_next(next),
+            "throttled",
+            email,
+            429,
+            minutes=max(1, ceil(wait / 60)),
+        )
     async with sessions(runtime.engine)() as db, db.begin():
         user = await user_by_email(db, email.strip())
         # argon2 is deliberately slow: off the event loop, which also answers pixels.
@@ -82,7 +109,9 @@ async def login(
             password_matches, user.password_hash, password
         )
         if user is None or not matches:
+            throttle.failed(network, email)
             return await _login_page(request, safe_next(next), "wrong", email, 401)
+        throttle.succeeded(network, email)
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             await close_session(db, old)
