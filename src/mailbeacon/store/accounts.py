@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailbeacon.store.tables import ApiToken, User
@@ -57,7 +58,10 @@ async def add_user(
     password_hash = await asyncio.to_thread(hash_password, password)  # slow on purpose
     user = User(email=email, password_hash=password_hash, is_admin=is_admin)
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # added at the same moment by someone else
+        raise AccountError(f"a user {email} already exists") from exc
     return user
 
 
