@@ -25,8 +25,16 @@ BODY = (
 
 async def shoot(page: Page, name: str) -> None:
     """Keep a screenshot for the README when asked to (`make screenshots`)."""
-    if SHOOT:
-        await page.screenshot(path=screenshot_path(name), full_page=True)
+    if not SHOOT:
+        return
+    # A viewport as tall as the page, rather than full_page=True: Chromium leaves
+    # sandboxed mail frames blank in stitched full-page shots.
+    viewport = page.viewport_size or {"width": 1280, "height": 860}
+    height = await page.evaluate("document.documentElement.scrollHeight")
+    await page.set_viewport_size({"width": viewport["width"], "height": max(height, 200)})
+    await page.wait_for_timeout(300)
+    await page.screenshot(path=screenshot_path(name))
+    await page.set_viewport_size(viewport)
 
 
 async def sign_in(page: Page, base_url: str, email: str) -> None:
@@ -113,6 +121,14 @@ async def test_day_one(serve_app: Any, tmp_path: Path, desktop: BrowserContext) 
     await shoot(page, "mail-list-desktop")
     await row.locator(".track-click").focus()  # keyboard users get the same details
     await expect(row.locator(".track-click .tip")).to_contain_text("example.com/pricing")
+
+    # S8: the contact view shows the same icons, for that person's copy.
+    await page.goto(f"{base}/contacts/anna@example.com")
+    await expect(page.locator(".track-open").first).to_have_class(re.compile(r"\bsolid\b"))
+    await shoot(page, "contact-desktop")
+    await page.goto(f"{base}/contacts/ben@example.com")
+    await expect(page.locator(".track-open").first).to_have_class(re.compile(r"\bfaded\b"))
+    await page.goto(f"{base}/mail")
 
     # S13: the "Tracked emails" filter.
     await page.click("text=Tracked emails")
