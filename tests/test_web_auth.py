@@ -358,3 +358,47 @@ async def test_password_guessing_is_throttled(live: LiveApp) -> None:
             data={"email": "other@example.com", "password": PASSWORD, "login_csrf": token.group(1)},
         )
         assert other.status_code == 303
+
+
+async def test_sign_in_follows_the_browser_time_zone_until_one_is_chosen(live: LiveApp) -> None:
+    async def sign_in_from(zone: str) -> str:
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as client:
+            form = await client.get("/login")
+            token = LOGIN_CSRF.search(form.text)
+            assert token
+            response = await client.post(
+                "/login",
+                data={
+                    "email": live.email,
+                    "password": PASSWORD,
+                    "login_csrf": token.group(1),
+                    "browser_timezone": zone,
+                },
+            )
+            assert response.status_code == 303
+        async with live.runtime.engine.connect() as conn:
+            return str(
+                (await conn.execute(select(User.timezone).where(User.id == live.user_id))).scalar()
+            )
+
+    assert await sign_in_from("Europe/Tallinn") == "Europe/Tallinn"
+    assert await sign_in_from("Not/AZone") == "Europe/Tallinn"  # nonsense is ignored
+    browser = await sign_in(live, live.email)
+    try:
+        settings = await browser.get("/settings")
+        assert "Europe/Tallinn" in settings.text
+        saved = await browser.post(
+            "/settings",
+            {
+                "display_name": "",
+                "language": "en",
+                "timezone": "UTC",
+                "open_tracking": "1",
+                "link_tracking": "1",
+                "notify_tracking": "1",
+            },
+        )
+        assert saved.status_code == 303
+    finally:
+        await browser.aclose()
+    assert await sign_in_from("America/New_York") == "UTC"  # chosen in Settings: kept

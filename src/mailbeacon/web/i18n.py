@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, format_timedelta
@@ -75,6 +75,12 @@ def negotiate(accept_language: str) -> str:
         if code in LANGUAGES:
             return code
     return DEFAULT_LANGUAGE
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """The zones a user may pick; 'localtime' is the server's own zone, meaningless to them."""
+    return frozenset(available_timezones() - {"localtime"})
 
 
 def zone(name: str) -> ZoneInfo:

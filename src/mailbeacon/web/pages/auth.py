@@ -24,6 +24,7 @@ from mailbeacon.web.auth import (
     safe_next,
     signed_in,
 )
+from mailbeacon.web.i18n import time_zones
 from mailbeacon.web.render import render
 from mailbeacon.web.throttle import LoginThrottle
 
@@ -85,6 +86,7 @@ async def login(
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
     login_csrf: Annotated[str, Form(max_length=100)] = "",
+    browser_timezone: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     runtime = request.app.state.runtime
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -112,6 +114,8 @@ async def login(
             throttle.failed(network, email)
             return await _login_page(request, safe_next(next), "wrong", email, 401)
         throttle.succeeded(network, email)
+        if not user.timezone_chosen and browser_timezone in time_zones():
+            user.timezone = browser_timezone
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             await close_session(db, old)

@@ -1,3 +1,16 @@
+// Sign-in tells the server the browser's time zone, so that times show in the
+// user's own zone until they choose one in Settings.
+(function () {
+  "use strict";
+  var field = document.getElementById("browser-timezone");
+  if (!field || !window.Intl) return;
+  try {
+    field.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch (error) {
+    field.value = "";
+  }
+})();
+
 // Live bell (S9, B5): the unread count and a toast update without a reload.
 // Server-sent events from /notifications/stream; EventSource reconnects by itself.
 (function () {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,7 +17,7 @@ from mailbeacon.core.addresses import Mailbox as Address
 from mailbeacon.core.policy import N_
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User
-from mailbeacon.web.i18n import LANGUAGES
+from mailbeacon.web.i18n import LANGUAGES, time_zones
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
     CurrentUser,
@@ -35,12 +34,6 @@ from mailbeacon.web.render import render
 router = APIRouter(include_in_schema=False)
 
 MAX_DISPLAY_NAME = 200
-
-
-@cache
-def time_zones() -> frozenset[str]:
-    """The zones a user may pick; 'localtime' is the server's own zone, meaningless to them."""
-    return frozenset(available_timezones() - {"localtime"})
 
 
 @cache
@@ -162,6 +155,7 @@ async def save_general(
         user.display_name = form.display_name
         user.locale = form.language
         user.timezone = form.timezone
+        user.timezone_chosen = True  # from now on the browser's zone no longer applies
         user.open_tracking = form.open_tracking
         user.link_tracking = form.link_tracking
         user.notify_tracking = form.notify_tracking
