@@ -80,7 +80,8 @@ def decide(
 ) -> TrackingDecision:
     """Decide tracking for one email. Pure: the same inputs always give the same answer."""
     reasons: list[Untracked] = []
-    empty = html_is_empty(html) and _is_blank(text)
+    html_empty = html_is_empty(html)  # parses the whole body: once
+    empty = html_empty and _is_blank(text)
 
     track_opens = False
     if not switches.open_tracking:
@@ -89,7 +90,7 @@ def decide(
         reasons.append(Untracked.OPENS_TOGGLE_OFF)
     elif empty:
         reasons.append(Untracked.EMPTY_BODY)
-    elif html_is_empty(html):
+    elif html_empty:
         reasons.append(Untracked.NO_HTML_PART)
     else:
         track_opens = True

@@ -66,8 +66,14 @@ def draft_from(user: User, request: SendInput) -> Draft:
     )
 
 
-def tracking_for(user: User, draft: Draft, request: SendInput, public_url: str) -> TrackingDecision:
-    """What will be tracked for this draft, and why not (shown before and after sending)."""
+def tracking_for(
+    user: User, draft: Draft, request: SendInput, links: list[str]
+) -> TrackingDecision:
+    """What will be tracked for this draft, and why not (shown before and after sending).
+
+    `links` is `trackable_links(draft, ...)`: callers need the list too, and
+    finding it means parsing the whole body.
+    """
     want_opens = user.last_track_opens if request.track_opens is None else request.track_opens
     want_links = user.last_track_links if request.track_links is None else request.track_links
     return decide(
@@ -76,7 +82,7 @@ def tracking_for(user: User, draft: Draft, request: SendInput, public_url: str) 
         want_links=want_links,
         html=draft.html,
         text=draft.text,
-        has_links=bool(trackable_links(draft, public_url)),
+        has_links=bool(links),
     )
 
 
@@ -105,7 +111,8 @@ class Sender:
         async with self._sessions() as db, db.begin():
             user = await db.get_one(User, user_id)
             draft = draft_from(user, request)
-            decision = tracking_for(user, draft, request, self._public_url)
+            links = trackable_links(draft, self._public_url)
+            decision = tracking_for(user, draft, request, links)
             if request.track_opens is not None:
                 user.last_track_opens = request.track_opens
             if request.track_links is not None:
@@ -126,12 +133,7 @@ class Sender:
                     Recipient(address=box.address, name=box.name, field=field_name)
                     for field_name, box in draft.recipients
                 ],
-                links=[
-                    Link(url=url)
-                    for url in (
-                        trackable_links(draft, self._public_url) if decision.track_links else []
-                    )
-                ],
+                links=[Link(url=url) for url in (links if decision.track_links else [])],
             )
             db.add(message)
             await db.flush()

@@ -113,11 +113,12 @@ def tracking_preview(user: User, form: ComposeForm, public_url: str) -> Preview 
             continue
     if draft is None:
         return None
-    decision = tracking_for(user, draft, request, public_url)
+    links = trackable_links(draft, public_url)
+    decision = tracking_for(user, draft, request, links)
     return Preview(
         opens=decision.track_opens,
         links=decision.track_links,
-        link_count=len(trackable_links(draft, public_url)),
+        link_count=len(links),
         open_reasons=tuple(REASON_TEXT[r] for r in decision.reasons if r in OPEN_REASONS),
         link_reasons=tuple(REASON_TEXT[r] for r in decision.reasons if r in LINK_REASONS),
         in_settings=any(r in SWITCH_REASONS for r in decision.reasons),
