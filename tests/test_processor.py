@@ -87,13 +87,13 @@ async def test_aggregates_and_rebuild(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(
                 insert_ignoring_duplicates(engine),
-                [h.to_record() | {"received_at": h.received_at} for h in hits[:3]],
+                [h.to_row() for h in hits[:3]],
             )
         assert await process_all(engine) == 3
         async with engine.begin() as conn:
             await conn.execute(
                 insert_ignoring_duplicates(engine),
-                [h.to_record() | {"received_at": h.received_at} for h in hits[3:]],
+                [h.to_row() for h in hits[3:]],
             )
         assert await process_all(engine) == 2
         assert await process_all(engine) == 0  # nothing new: nothing done

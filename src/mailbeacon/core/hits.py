@@ -52,11 +52,11 @@ class Hit:
     ip: str
     user_agent: str
 
-    def to_record(self) -> dict[str, object]:
-        """A flat, JSON-friendly mapping (the spool format and the insert row)."""
+    def to_row(self) -> dict[str, object]:
+        """The hit as a row of the hits table: its fields are the column names."""
         return {
             "hit_id": self.hit_id,
-            "received_at": self.received_at.isoformat(),
+            "received_at": self.received_at,
             "kind": self.kind.value,
             "message_id": self.message_id,
             "recipient_id": self.recipient_id,
@@ -66,6 +66,10 @@ class Hit:
             "ip": self.ip,
             "user_agent": self.user_agent,
         }
+
+    def to_record(self) -> dict[str, object]:
+        """The row in JSON-friendly form (the spool format): the time as ISO 8601."""
+        return {**self.to_row(), "received_at": self.received_at.isoformat()}
 
     @classmethod
     def from_record(cls, record: dict[str, object]) -> Hit:

@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Insert, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,21 +35,6 @@ def insert_ignoring_duplicates(engine: AsyncEngine) -> Insert:
     if engine.dialect.name == "postgresql":
         return postgresql.insert(HitRow).on_conflict_do_nothing(index_elements=["hit_id"])
     return sqlite.insert(HitRow).on_conflict_do_nothing(index_elements=["hit_id"])
-
-
-def _row(hit: Hit) -> dict[str, Any]:
-    return {
-        "hit_id": hit.hit_id,
-        "received_at": hit.received_at,
-        "kind": hit.kind.value,
-        "message_id": hit.message_id,
-        "recipient_id": hit.recipient_id,
-        "link_id": hit.link_id,
-        "method": hit.method,
-        "prefetch": hit.prefetch,
-        "ip": hit.ip,
-        "user_agent": hit.user_agent,
-    }
 
 
 class HitLog:
@@ -158,7 +142,7 @@ class HitLog:
             await self._sqlite.write(hits)
             return
         async with self._engine.begin() as connection:
-            await connection.execute(self._insert, [_row(hit) for hit in hits])
+            await connection.execute(self._insert, [hit.to_row() for hit in hits])
 
     def _append_to_spool(self, hits: Sequence[Hit]) -> None:
         data = "".join(json.dumps(hit.to_record()) + "\n" for hit in hits).encode("utf-8")

@@ -15,13 +15,15 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import UTC
 
 from mailbeacon.core.hits import Hit
 
+COLUMNS = tuple(field.name for field in fields(Hit))  # Hit.to_row's keys
+# Built from our own field names, never from input.
 INSERT = (
-    "INSERT INTO hits (hit_id, received_at, kind, message_id, recipient_id, link_id, method, "
-    "prefetch, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO hits ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "  # noqa: S608
     "ON CONFLICT (hit_id) DO NOTHING"
 )
 # SQLAlchemy's storage format for DateTime on SQLite (UTC, naive), so rows
@@ -30,18 +32,10 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _row(hit: Hit) -> tuple[object, ...]:
-    return (
-        hit.hit_id,
-        hit.received_at.astimezone(UTC).strftime(SQLITE_DATETIME),
-        hit.kind.value,
-        hit.message_id,
-        hit.recipient_id,
-        hit.link_id,
-        hit.method,
-        int(hit.prefetch),
-        hit.ip,
-        hit.user_agent,
-    )
+    row = hit.to_row()
+    row["received_at"] = hit.received_at.astimezone(UTC).strftime(SQLITE_DATETIME)
+    row["prefetch"] = int(hit.prefetch)
+    return tuple(row[column] for column in COLUMNS)
 
 
 class SqliteHitWriter:
