@@ -80,14 +80,10 @@ def _agent_and_prefetch(scope: Scope) -> tuple[str, bool]:
 class Collector:
     """ASGI app answering /o/<token>.gif and /c/<token>; everything else goes to `app`."""
 
-    def __init__(self, keys: KeyRing, hits: HitLog | None, app: ASGIApp) -> None:
+    def __init__(self, keys: KeyRing, hits: HitLog, app: ASGIApp) -> None:
         self.keys = keys
         self.hits = hits
         self.app = app
-
-    def attach(self, hits: HitLog) -> None:
-        """Start recording into `hits` (set once the app's lifespan has started it)."""
-        self.hits = hits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -145,7 +141,7 @@ class Collector:
         link_id: int | None = None,
     ) -> None:
         method = scope["method"]
-        if method not in ("GET", "HEAD") or self.hits is None:
+        if method not in ("GET", "HEAD"):
             return
         client = scope.get("client")
         user_agent, prefetch = _agent_and_prefetch(scope)
