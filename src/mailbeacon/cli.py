@@ -12,11 +12,14 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbeacon.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 Command = Callable[[Settings, argparse.Namespace], int]
 
@@ -113,19 +116,27 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def _add_user(settings: Settings, email: str, password: str, admin: bool) -> str:
-    from mailbeacon.core.addresses import parse_mailbox
-    from mailbeacon.store.accounts import add_user, create_api_token
+@contextlib.asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on an engine of its own: a command runs once, then exits."""
     from mailbeacon.store.db import make_engine, sessions
 
-    address = parse_mailbox(email).address
     engine = make_engine(settings.effective_database_url)
     try:
         async with sessions(engine)() as db, db.begin():
-            user = await add_user(db, address, password, is_admin=admin)
-            return await create_api_token(db, user, "created with the user")
+            yield db
     finally:
         await engine.dispose()
+
+
+async def _add_user(settings: Settings, email: str, password: str, admin: bool) -> str:
+    from mailbeacon.core.addresses import parse_mailbox
+    from mailbeacon.store.accounts import add_user, create_api_token
+
+    address = parse_mailbox(email).address
+    async with _transaction(settings) as db:
+        user = await add_user(db, address, password, is_admin=admin)
+        return await create_api_token(db, user, "created with the user")
 
 
 def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -143,7 +154,6 @@ def cmd_user_password(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import delete
 
     from mailbeacon.store.accounts import hash_password, user_by_email
-    from mailbeacon.store.db import make_engine, sessions
     from mailbeacon.store.tables import WebSession
 
     password = args.password or _ask_password()
@@ -154,17 +164,13 @@ def cmd_user_password(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
     async def change() -> bool:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            async with sessions(engine)() as db, db.begin():
-                user = await user_by_email(db, args.email)
-                if user is None:
-                    return False
-                user.password_hash = await asyncio.to_thread(hash_password, password)
-                await db.execute(delete(WebSession).where(WebSession.user_id == user.id))
-                return True
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as db:
+            user = await user_by_email(db, args.email)
+            if user is None:
+                return False
+            user.password_hash = await asyncio.to_thread(hash_password, password)
+            await db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+            return True
 
     if not _run(change()):
         print(f"no user {args.email}", file=sys.stderr)
@@ -184,16 +190,11 @@ def _ask_password() -> str | None:
 def cmd_demo_user(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
-    from mailbeacon.store.db import make_engine, sessions
     from mailbeacon.store.tables import User
 
     async def count_users() -> int:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            async with sessions(engine)() as db:
-                return int(await db.scalar(select(func.count(User.id))) or 0)
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as db:
+            return int(await db.scalar(select(func.count(User.id))) or 0)
 
     if _run(count_users()):
         print("users exist already; sign in with yours (or `mailbeacon user add EMAIL`)")
@@ -208,18 +209,13 @@ def cmd_demo_user(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from mailbeacon.store.accounts import create_api_token, user_by_email
-    from mailbeacon.store.db import make_engine, sessions
 
     async def create() -> str | None:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            async with sessions(engine)() as db, db.begin():
-                user = await user_by_email(db, args.email)
-                if user is None:
-                    return None
-                return await create_api_token(db, user, args.name)
-        finally:
-            await engine.dispose()
+        async with _transaction(settings) as db:
+            user = await user_by_email(db, args.email)
+            if user is None:
+                return None
+            return await create_api_token(db, user, args.name)
 
     token = _run(create())
     if token is None:
