@@ -22,14 +22,10 @@ from mailbeacon.runtime import Runtime
 from mailbeacon.store.accounts import user_for_api_token
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Event, Link, Message, Recipient
+from mailbeacon.web import runtime_of
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 bearer = HTTPBearer(auto_error=False, description="An API token from `mailbeacon token create`.")
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 async def api_user_id(

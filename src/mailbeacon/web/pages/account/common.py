@@ -15,7 +15,6 @@ from fastapi import Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from mailbeacon.core.policy import N_
-from mailbeacon.runtime import Runtime
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user
 
 CurrentUser = Annotated[SignedIn, Depends(require_user)]
@@ -46,11 +45,6 @@ class Problem:
 
 
 Problems = dict[str, Problem]
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def notice_for(done: str) -> str | None:

@@ -17,6 +17,7 @@ from mailbeacon.core.addresses import Mailbox as Address
 from mailbeacon.core.policy import N_
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User
+from mailbeacon.web import runtime_of
 from mailbeacon.web.i18n import LANGUAGES, time_zones
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
@@ -27,7 +28,6 @@ from mailbeacon.web.pages.account.common import (
     checked,
     notice_for,
     redirect_done,
-    runtime_of,
 )
 from mailbeacon.web.render import render
 

@@ -30,6 +30,7 @@ from mailbeacon.store.mailboxes import (
 )
 from mailbeacon.store.tables import User
 from mailbeacon.store.users import delete_mailbox
+from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
 from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.account.common import (
@@ -42,7 +43,6 @@ from mailbeacon.web.pages.account.common import (
     checked,
     notice_for,
     redirect_done,
-    runtime_of,
 )
 from mailbeacon.web.render import localizer_for, render
 

@@ -16,6 +16,7 @@ from mailbeacon.store.accounts import hash_password, password_matches
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User
 from mailbeacon.store.users import end_other_sessions
+from mailbeacon.web import runtime_of
 from mailbeacon.web.pages.account.common import (
     MAX_PASSWORD,
     MIN_PASSWORD,
@@ -26,7 +27,6 @@ from mailbeacon.web.pages.account.common import (
     Problems,
     notice_for,
     redirect_done,
-    runtime_of,
 )
 from mailbeacon.web.render import render
 

@@ -16,6 +16,7 @@ from mailbeacon.store.accounts import create_api_token
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User
 from mailbeacon.store.users import revoke_token, tokens_of
+from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
@@ -25,7 +26,6 @@ from mailbeacon.web.pages.account.common import (
     Problems,
     notice_for,
     redirect_done,
-    runtime_of,
 )
 from mailbeacon.web.render import render
 

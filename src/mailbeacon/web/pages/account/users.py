@@ -18,6 +18,7 @@ from mailbeacon.core.policy import N_
 from mailbeacon.store.accounts import AccountError, add_user, user_by_email
 from mailbeacon.store.db import sessions
 from mailbeacon.store.users import all_users
+from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
 from mailbeacon.web.pages.account.common import (
     MAX_PASSWORD,
@@ -30,7 +31,6 @@ from mailbeacon.web.pages.account.common import (
     redirect_done,
     require_admin,
     require_admin_csrf,
-    runtime_of,
 )
 from mailbeacon.web.render import render
 
