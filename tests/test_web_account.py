@@ -13,15 +13,8 @@ from sqlalchemy import select, update
 
 from mailbeacon.store.tables import ApiToken, Mailbox, User, WebSession
 from tests.conftest import LiveApp, SmtpRecorder
-from tests.test_web_auth import (
-    SESSION,
-    client_for,
-    is_signed_in,
-    login_token,
-    runtime_of,
-    sign_in,
-)
-from tests.web_helpers import PASSWORD, Browser
+from tests.test_web_auth import SESSION, is_signed_in, runtime_of
+from tests.web_helpers import PASSWORD, Browser, client_for, login_token, sign_in
 
 TOKEN = re.compile(r'value="(mbk_[A-Za-z0-9_-]+)"')
 ServeApp = Callable[..., Awaitable[LiveApp]]

@@ -14,7 +14,13 @@ from sqlalchemy import select
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.tables import ApiToken, Mailbox, User
 from tests.conftest import LiveApp
-from tests.web_helpers import CSRF, LOGIN_CSRF, PASSWORD, Browser
+from tests.web_helpers import (
+    LOGIN_CSRF,
+    PASSWORD,
+    client_for,
+    login_token,
+    sign_in,
+)
 
 SESSION = "mb_session"
 
@@ -22,10 +28,6 @@ SESSION = "mb_session"
 def runtime_of(live: LiveApp) -> Runtime:
     """The served app's runtime (collector -> security headers -> FastAPI)."""
     return cast(Runtime, live.runtime)
-
-
-def client_for(live: LiveApp) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=live.base_url, timeout=15, follow_redirects=False)
 
 
 def set_cookie(response: httpx.Response, name: str) -> str | None:
@@ -41,35 +43,6 @@ def cookie_value(response: httpx.Response, name: str) -> str | None:
     if header is None:
         return None
     return header.split("=", 1)[1].split(";", 1)[0].strip('"')
-
-
-async def login_token(client: httpx.AsyncClient) -> str:
-    """The login form's own CSRF token (its cookie lands in the client's jar)."""
-    page = await client.get("/login")
-    assert page.status_code == 200, page.text
-    match = LOGIN_CSRF.search(page.text)
-    assert match, page.text
-    return match.group(1)
-
-
-async def sign_in(live: LiveApp, email: str, password: str = PASSWORD) -> Browser:
-    """Sign in through the login form and read the session's CSRF token from /settings."""
-    client = client_for(live)
-    response = await client.post(
-        "/login",
-        data={
-            "email": email,
-            "password": password,
-            "login_csrf": await login_token(client),
-            "next": "/settings",
-        },
-    )
-    assert response.status_code == 303, response.text
-    page = await client.get("/settings")
-    assert page.status_code == 200, page.text
-    match = CSRF.search(page.text)
-    assert match, page.text
-    return Browser(client, match.group(1))
 
 
 async def is_signed_in(live: LiveApp, session_id: str) -> bool:
@@ -334,12 +307,13 @@ async def test_password_guessing_is_throttled(live: LiveApp) -> None:
     async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as client:
 
         async def attempt(password: str) -> httpx.Response:
-            form = await client.get("/login")
-            token = LOGIN_CSRF.search(form.text)
-            assert token
             return await client.post(
                 "/login",
-                data={"email": live.email, "password": password, "login_csrf": token.group(1)},
+                data={
+                    "email": live.email,
+                    "password": password,
+                    "login_csrf": await login_token(client),
+                },
             )
 
         for _ in range(5):
@@ -350,12 +324,13 @@ async def test_password_guessing_is_throttled(live: LiveApp) -> None:
         assert int(refused.headers["retry-after"]) > 0
         assert "mb_session" not in refused.cookies
         await live.add_user("other@example.com")  # other accounts still sign in
-        form = await client.get("/login")
-        token = LOGIN_CSRF.search(form.text)
-        assert token
         other = await client.post(
             "/login",
-            data={"email": "other@example.com", "password": PASSWORD, "login_csrf": token.group(1)},
+            data={
+                "email": "other@example.com",
+                "password": PASSWORD,
+                "login_csrf": await login_token(client),
+            },
         )
         assert other.status_code == 303
 
@@ -363,15 +338,12 @@ async def test_password_guessing_is_throttled(live: LiveApp) -> None:
 async def test_sign_in_follows_the_browser_time_zone_until_one_is_chosen(live: LiveApp) -> None:
     async def sign_in_from(zone: str) -> str:
         async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as client:
-            form = await client.get("/login")
-            token = LOGIN_CSRF.search(form.text)
-            assert token
             response = await client.post(
                 "/login",
                 data={
                     "email": live.email,
                     "password": PASSWORD,
-                    "login_csrf": token.group(1),
+                    "login_csrf": await login_token(client),
                     "browser_timezone": zone,
                 },
             )

@@ -28,36 +28,11 @@ from mailbeacon.store.tables import User
 from mailbeacon.web.pages import notifications
 from tests.conftest import TEST_SECRET, LiveApp, SmtpRecorder, bound_socket
 from tests.helpers import click_urls, eventually, pixel_url
-from tests.web_helpers import CSRF, LOGIN_CSRF, PASSWORD, Browser
+from tests.web_helpers import PASSWORD, Browser, sign_in
 
 HTML = '<p>Hello, see <a href="https://example.com/pricing">our prices</a>.</p>'
 BELL = re.compile(r'<span class="bell-count" id="bell-count" data-count="(\d+)"')
 MARK_READ = re.compile(r'action="/notifications/(\d+)/read"')
-
-
-async def sign_in_here(live: LiveApp, email: str) -> Browser:
-    """Sign in through the login form, reading the CSRF token from /notifications.
-
-    (`tests.web_helpers.sign_in` reads it from /mail, which another area owns.)
-    """
-    client = httpx.AsyncClient(base_url=live.base_url, timeout=15, follow_redirects=False)
-    form = await client.get("/login")
-    login_token = LOGIN_CSRF.search(form.text)
-    assert login_token, form.text
-    response = await client.post(
-        "/login",
-        data={
-            "email": email,
-            "password": PASSWORD,
-            "login_csrf": login_token.group(1),
-            "next": "/notifications",
-        },
-    )
-    assert response.status_code == 303, response.text
-    page = await client.get("/notifications")
-    match = CSRF.search(page.text)
-    assert match, page.text
-    return Browser(client, match.group(1))
 
 
 async def send(live: LiveApp, token: str | None = None, **body: Any) -> dict[str, Any]:
@@ -118,7 +93,7 @@ async def test_feed_lists_opens_and_clicks_and_marks_them_read(
         subject="Prices <script>alert(1)</script>",
         html=HTML,
     )
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     empty = (await owner.get("/notifications")).text
     assert "No notifications yet" in empty and bell(empty) == 0
 
@@ -165,7 +140,7 @@ async def test_no_notifications_while_switched_off(
 ) -> None:
     sent = await send(live, to=["anna@example.com"], subject="Quiet", html=HTML)
     await set_notify(live, False)
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     await open_copy(smtp_server, "anna@example.com")
 
     async def counted() -> bool:
@@ -182,12 +157,12 @@ async def test_no_notifications_while_switched_off(
 
 async def test_another_user_sees_none_of_it(live: LiveApp, smtp_server: SmtpRecorder) -> None:
     await send(live, to=["anna@example.com"], subject="Mine alone", html=HTML)
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     await open_copy(smtp_server, "anna@example.com")
     (notification_id,) = MARK_READ.findall(await feed_with(owner, "opened"))
 
     await live.add_user("other@example.com")
-    other = await sign_in_here(live, "other@example.com")
+    other = await sign_in(live, "other@example.com")
     page = (await other.get("/notifications")).text
     assert "Mine alone" not in page and "anna@example.com" not in page and bell(page) == 0
     assert (await other.post(f"/notifications/{notification_id}/read")).status_code == 404
@@ -202,7 +177,7 @@ async def test_signed_out_pages_and_bad_input(live: LiveApp) -> None:
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
     response = await live.client.post("/notifications/read-all", follow_redirects=False)
     assert response.status_code == 303
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     assert (await owner.post(f"/notifications/{2**70}/read")).status_code == 404
     assert (await owner.get("/notifications?page=0")).status_code == 422
     page = (await owner.get("/notifications?page=7")).text
@@ -265,8 +240,8 @@ async def test_stream_pushes_new_activity_to_its_user_only(
 ) -> None:
     sent = await send(live, to=["Anna <anna@example.com>"], subject="Live <i>now</i>", html=HTML)
     await live.add_user("other@example.com")
-    owner = await sign_in_here(live, live.email)
-    other = await sign_in_here(live, "other@example.com")
+    owner = await sign_in(live, live.email)
+    other = await sign_in(live, "other@example.com")
     async with event_stream(owner) as mine, event_stream(other) as theirs:
         assert await mine.next() == {"unread": 0, "new": []}
         assert await theirs.next() == {"unread": 0, "new": []}
@@ -288,7 +263,7 @@ async def test_stream_pushes_new_activity_to_its_user_only(
 async def test_stream_resumes_from_last_event_id(live: LiveApp, smtp_server: SmtpRecorder) -> None:
     """A browser reconnecting after a gap gets what arrived meanwhile (EventSource sends the id)."""
     await send(live, to=["anna@example.com"], subject="While away", html=HTML)
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     async with event_stream(owner) as stream:
         await stream.next()
         last_id = stream.ids[-1]
@@ -319,7 +294,7 @@ async def test_stream_ends_by_itself_and_sends_keepalives(
     """Streams are bounded (the browser reconnects), so none holds a server shutdown up."""
     monkeypatch.setattr(notifications, "STREAM_SECONDS", 1.6)
     monkeypatch.setattr(notifications, "KEEPALIVE_SECONDS", 0.5)
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     async with owner.client.stream("GET", "/notifications/stream") as response:
         body = ""
         async for chunk in response.aiter_text():
@@ -348,7 +323,7 @@ async def test_server_shutdown_is_not_held_up_by_streams(database_url: str, tmp_
     while not server.started:
         await asyncio.sleep(0.01)
     live = LiveApp(settings, base_url, httpx.AsyncClient(base_url=base_url), "", 0, None)
-    owner = await sign_in_here(live, "owner@example.com")
+    owner = await sign_in(live, "owner@example.com")
     async with event_stream(owner) as stream:
         await stream.next()
         server.should_exit = True

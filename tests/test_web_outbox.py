@@ -19,8 +19,8 @@ from mailbeacon.store.tables import OutboxMail
 from mailbeacon.web.pages.outbox import linkify, preview_document, read_mail
 from tests.conftest import LiveApp
 from tests.helpers import PIXEL, eventually
-from tests.test_web_notifications import send, sign_in_here
-from tests.web_helpers import PASSWORD
+from tests.test_web_notifications import send
+from tests.web_helpers import PASSWORD, sign_in
 
 HTML = (
     "<!DOCTYPE html><html><body><p>Hello, see "
@@ -85,7 +85,7 @@ async def add_admin(live: LiveApp, email: str) -> None:
 
 async def test_outbox_shows_the_copy_as_the_recipient_sees_it(outbox_app: LiveApp) -> None:
     live = outbox_app
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     empty = (await owner.get("/outbox")).text
     assert "Nothing captured yet" in empty and 'href="/mail/new"' in empty
 
@@ -135,18 +135,18 @@ async def test_outbox_belongs_to_its_sender(outbox_app: LiveApp) -> None:
     """S7: another user neither lists nor opens it; an admin sees it, but previews on request."""
     live = outbox_app
     await send(live, to=["anna@example.com"], subject="Private offer", html=HTML)
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     (mail_id,) = await captured_ids(owner)
 
     await live.add_user("other@example.com")
-    other = await sign_in_here(live, "other@example.com")
+    other = await sign_in(live, "other@example.com")
     listing = (await other.get("/outbox")).text
     assert "Private offer" not in listing and "Nothing captured yet" in listing
     assert (await other.get(f"/outbox/{mail_id}")).status_code == 404
     assert (await other.get(f"/outbox/{mail_id}?preview=true")).status_code == 404
 
     await add_admin(live, "admin@example.com")
-    admin = await sign_in_here(live, "admin@example.com")
+    admin = await sign_in(live, "admin@example.com")
     assert await captured_ids(admin) == [mail_id]
     page = (await admin.get(f"/outbox/{mail_id}")).text
     assert frames(page) == [] and "Show it anyway" in page
@@ -158,7 +158,7 @@ async def test_outbox_belongs_to_its_sender(outbox_app: LiveApp) -> None:
 async def test_envelope_sender_matches_case_insensitively(outbox_app: LiveApp) -> None:
     live = outbox_app
     mail_id = await insert_captured(live, live.email.upper(), b"Subject: Shouting\r\n\r\nHi")
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     assert await captured_ids(owner) == [mail_id]
     assert (await owner.get(f"/outbox/{mail_id}")).status_code == 200
     await owner.aclose()
@@ -178,7 +178,7 @@ GARBAGE = [
 
 async def test_broken_mime_still_shows_what_it_can(outbox_app: LiveApp) -> None:
     live = outbox_app
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     for raw in GARBAGE:
         mail_id = await insert_captured(live, live.email, raw)
         response = await owner.get(f"/outbox/{mail_id}")
@@ -211,7 +211,7 @@ def test_preview_and_linkify_helpers() -> None:
 
 
 async def test_no_outbox_when_smtp_is_configured(live: LiveApp) -> None:
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     assert (await owner.get("/outbox")).status_code == 404
     assert (await owner.get("/outbox/1")).status_code == 404
     assert 'href="/outbox"' not in (await owner.get("/notifications")).text
@@ -222,7 +222,7 @@ async def test_outbox_pages_need_sign_in_and_sane_ids(outbox_app: LiveApp) -> No
     live = outbox_app
     response = await live.client.get("/outbox", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/outbox"
-    owner = await sign_in_here(live, live.email)
+    owner = await sign_in(live, live.email)
     assert (await owner.get(f"/outbox/{2**70}")).status_code == 404
     assert (await owner.get("/outbox/0")).status_code == 404
     assert (await owner.get("/outbox?page=0")).status_code == 422

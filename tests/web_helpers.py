@@ -35,18 +35,35 @@ class Browser:
         await self.client.aclose()
 
 
+def client_for(live: LiveApp) -> httpx.AsyncClient:
+    """A browser-like client of the live app that does not follow redirects."""
+    return httpx.AsyncClient(base_url=live.base_url, timeout=15, follow_redirects=False)
+
+
+async def login_token(client: httpx.AsyncClient) -> str:
+    """The login form's own CSRF token (its cookie lands in the client's jar)."""
+    page = await client.get("/login")
+    assert page.status_code == 200, page.text
+    match = LOGIN_CSRF.search(page.text)
+    assert match, page.text
+    return match.group(1)
+
+
 async def sign_in(live: LiveApp, email: str, password: str = PASSWORD) -> Browser:
     """Sign in through the login form; fails the test if that does not work."""
-    client = httpx.AsyncClient(base_url=live.base_url, timeout=15, follow_redirects=False)
-    form = await client.get("/login")
-    token = LOGIN_CSRF.search(form.text)
-    assert token, form.text
+    client = client_for(live)
     response = await client.post(
         "/login",
-        data={"email": email, "password": password, "login_csrf": token.group(1), "next": "/mail"},
+        data={
+            "email": email,
+            "password": password,
+            "login_csrf": await login_token(client),
+            "next": "/settings",
+        },
     )
     assert response.status_code == 303, response.text
     page = await client.get("/settings")
+    assert page.status_code == 200, page.text
     match = CSRF.search(page.text)
     assert match, page.text
     return Browser(client, match.group(1))
