@@ -128,6 +128,7 @@ class HitLog:
         self.unconfirmed_total = 0  # answered before durability was confirmed
         self.undurable_total = 0  # neither the database nor the spool took them
         self.flusher_restarts = 0
+        self._last_unconfirmed_log = float("-inf")
 
     @property
     def database_ok(self) -> bool:
@@ -150,8 +151,10 @@ class HitLog:
                 await self._replayer
             self._replayer = None
         if self._flusher is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._flusher
+            except (Exception, asyncio.CancelledError) as died:
+                log.error("the hit flusher died while stopping: %r", died)
             self._flusher = None
         if self._pending:  # the flusher died on the way out: write them here
             await self._flush_pending()
@@ -164,17 +167,31 @@ class HitLog:
 
         Raises only if neither the database nor the spool took it.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._pending.append((hit, future))
         self._wake.set()
+        # One timer per hit, cheaper on the hot path than wait_for + shield.
+        timer = loop.call_later(self._confirm_timeout, self._give_up_waiting, hit, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._confirm_timeout)
-        except TimeoutError:
-            self.unconfirmed_total += 1
+            await future
+        finally:
+            timer.cancel()
+
+    def _give_up_waiting(self, hit: Hit, future: asyncio.Future[None]) -> None:
+        """Rule 1 wins: answer the reader; the hit stays queued and is written later."""
+        if future.done():
+            return
+        future.set_result(None)
+        self.unconfirmed_total += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._last_unconfirmed_log >= 1.0:  # one line a second, not one a hit
+            self._last_unconfirmed_log = now
             log.warning(
-                "hit %s answered before it was durable (waited %.1fs); it stays queued",
+                "hit %s answered before it was durable (waited %.1fs, %d so far); it stays queued",
                 hit.hit_id,
                 self._confirm_timeout,
+                self.unconfirmed_total,
             )
 
     def _start_flusher(self) -> None:
