@@ -22,6 +22,7 @@ import base64
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -291,15 +292,22 @@ class HitLog:
                     self._database_ok = True
                 return 0
             await self._probe_database()
-            if self.spool.active_bytes:
-                async with self._spool_lock:
-                    await asyncio.to_thread(self.spool.retire_active)
-                segments = await asyncio.to_thread(self.spool.waiting)
             self._database_ok = True  # live hits go to the database from now on
             replayed = 0
             for segment in segments:
                 replayed += await self._replay_segment(segment)
                 await asyncio.to_thread(self.spool.forget, segment)
+            active = self.spool.active
+            if active is not None and active.size:
+                # What it holds now, while it may still grow; then, retired, the rest.
+                # Retiring only after a write worked keeps an outage that passes the
+                # probe from starting a new segment every round.
+                done = active.size
+                replayed += await self._replay_segment(active, end=done)
+                async with self._spool_lock:
+                    await asyncio.to_thread(self.spool.retire_active)
+                replayed += await self._replay_segment(active, start=done)
+                await asyncio.to_thread(self.spool.forget, active)
             if replayed:
                 log.info("replayed %d spooled hits", replayed)
             return replayed
@@ -311,8 +319,10 @@ class HitLog:
 
         await asyncio.wait_for(select_one(), max(self._database_timeout, 5.0))
 
-    async def _replay_segment(self, segment: Segment) -> int:
-        records = segment.records()
+    async def _replay_segment(
+        self, segment: Segment, start: int = 0, end: int | None = None
+    ) -> int:
+        records = segment.records(start, end)
         replayed = 0
         try:
             while True:
@@ -380,6 +390,7 @@ class HitLog:
             "base64": base64.b64encode(raw).decode("ascii"),
         }
         rejected = self.spool.directory / REJECTED_FILE
-        with rejected.open("a", encoding="utf-8") as handle:
+        fd = os.open(rejected, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
         log.error("set aside %s of %s at %d in %s", reason, segment.path.name, offset, rejected)

@@ -82,23 +82,29 @@ class Gap:
     at_end: bool
 
 
-def scan(file: BinaryIO) -> Iterator[Record | Gap]:
+def scan(file: BinaryIO, start: int = 0, end: int | None = None) -> Iterator[Record | Gap]:
     """Every record and every gap of a spool file, in order, in bounded memory.
 
-    The buffer never holds more than one read block plus one record.
+    Reads from `start` up to `end` (default: the end of the file); both must
+    be record boundaries. The buffer never holds more than one read block
+    plus one record.
     """
+    file.seek(start)
     buf = bytearray()
-    base = 0  # the file offset of buf[0]
+    base = start  # the file offset of buf[0]
+    unread = -1 if end is None else end - start
     eof = False
     gap_start = -1
     gap_head = bytearray()
 
     def fill(size: int) -> None:
-        nonlocal eof
+        nonlocal eof, unread
         while len(buf) < size and not eof:
-            block = file.read(READ_BLOCK)
+            block = file.read(READ_BLOCK if unread < 0 else min(READ_BLOCK, unread))
             if block:
                 buf.extend(block)
+                if unread >= 0:
+                    unread -= len(block)
             else:
                 eof = True
 
@@ -249,13 +255,15 @@ class Segment:
             log.error("could not cut a failed append off %s, retiring it: %s", self.path, exc)
             self.writable = False
 
-    def records(self) -> Generator[Record | Gap, None, None]:
-        """Everything in the file, read through a handle of its own."""
+    def records(
+        self, start: int = 0, end: int | None = None
+    ) -> Generator[Record | Gap, None, None]:
+        """The file from `start` to `end` (record boundaries), through a handle of its own."""
         with self.path.open("rb") as file:
             if self.legacy:
                 yield from _legacy_lines(file)
             else:
-                yield from scan(file)
+                yield from scan(file, start, end)
 
     def remove(self) -> None:
         """Delete the file (its content is committed elsewhere) and let the lock go."""
@@ -359,6 +367,11 @@ class Spool:
         """`segment` is replayed: delete it."""
         self._owned.remove(segment)
         segment.remove()
+
+    @property
+    def active(self) -> Segment | None:
+        """The segment hits are being spooled to now, if any."""
+        return self._active
 
     @property
     def active_bytes(self) -> int:
