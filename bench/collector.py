@@ -392,8 +392,8 @@ def log_problems(log_path: Path) -> int:
 
 
 def spool_size(spool: Path) -> int:
-    """Bytes in the spool: non-zero means the database refused hits during the run."""
-    return spool.stat().st_size if spool.exists() else 0
+    """Bytes in the spool directory: non-zero means the database refused hits during the run."""
+    return sum(path.stat().st_size for path in spool.glob("*.spool")) if spool.exists() else 0
 
 
 # --- phases ----------------------------------------------------------------
@@ -417,7 +417,7 @@ def bench_mailbeacon(
 ) -> tuple[LoadResult, HitCheck]:
     """MailBeacon's pixel endpoint, with the hit counts that prove nothing was lost."""
     port = free_port()
-    db, spool, log_path = tmp / "var" / "bench.db", tmp / "var" / "hits.spool", tmp / "server.log"
+    db, spool, log_path = tmp / "var" / "bench.db", tmp / "var" / "spool", tmp / "server.log"
     url = f"http://{HOST}:{port}{pixel_path}"
     env = mailbeacon_env(tmp, port, secret)
     with running("mailbeacon", mailbeacon_command(port), log_path, env) as process:
@@ -469,7 +469,7 @@ def format_verdicts(ratio: float, check: HitCheck, mailbeacon: LoadResult) -> st
         f"hits lost: {max(0, check.answered - check.recorded)}",
         f"sequential check: sent {check.exact_sent}, recorded {check.exact_recorded}: "
         + (ok if check.exact_ok else "FAILED"),
-        f"spool file: {spool}",
+        f"spool: {spool}",
         f"MailBeacon non-2xx: {mailbeacon.non2xx}: " + (ok if mailbeacon.non2xx == 0 else "FAILED"),
     ]
     if check.log_problems:

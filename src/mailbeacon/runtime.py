@@ -30,7 +30,12 @@ class Runtime:
         self.engine: AsyncEngine = make_engine(settings.effective_database_url)
         self.keys: KeyRing = settings.key_ring()
         self.fernet = settings.fernet()
-        self.hits = HitLog(self.engine, settings.spool_path)
+        self.hits = HitLog(
+            self.engine,
+            settings.spool_dir,
+            legacy_spool=settings.spool_path,
+            confirm_timeout=settings.hit_confirm_timeout,
+        )
         self.outbox: Outbox | None = None
         if not settings.smtp_url:
             self.outbox = Outbox(self.engine, port=settings.outbox_port)

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     )
     data_key: str = Field(default="", description="Fernet key encrypting stored passwords.")
     session_days: int = Field(default=14, ge=1, le=365, description="Sign-in lifetime.")
+    hit_confirm_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Longest a pixel or redirect waits for its hit to be durable, s; "
+        "then it is answered anyway and the hit logged (rule 1 wins).",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -88,8 +95,13 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.var_dir / 'mailbeacon.db').resolve()}"
 
     @property
+    def spool_dir(self) -> Path:
+        """Where hits go while the database is unreachable: one file per writing process."""
+        return self.var_dir / "spool"
+
+    @property
     def spool_path(self) -> Path:
-        """Where hits go while the database is unreachable."""
+        """The single spool file of versions before `spool_dir`; replayed if found."""
         return self.var_dir / "hits.spool"
 
     def key_ring(self) -> KeyRing:

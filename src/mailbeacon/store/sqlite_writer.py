@@ -41,8 +41,9 @@ def _row(hit: Hit) -> tuple[object, ...]:
 class SqliteHitWriter:
     """Writes batches of hits on its own thread and connection."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
         self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hit-writer")
         self._connection: sqlite3.Connection | None = None
 
@@ -50,7 +51,7 @@ class SqliteHitWriter:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         return connection
 
     def _write(self, rows: list[tuple[object, ...]]) -> None:
@@ -61,10 +62,15 @@ class SqliteHitWriter:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(INSERT, rows)
             connection.execute("COMMIT")
-        except sqlite3.Error:
-            # A connection that failed mid-write may hold a broken view of the
-            # file (an I/O error in the WAL): never reuse it.
+        except BaseException:
+            # Whatever failed (SQLite, or a value Python cannot bind), the batch
+            # is all or nothing: roll back, so no row of it stays and the write
+            # lock is not held on. A connection that failed mid-write may hold
+            # a broken view of the file (an I/O error in the WAL): never reuse it.
             self._connection = None
+            with contextlib.suppress(sqlite3.Error):
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
             raise
