@@ -126,9 +126,9 @@ async def _derive(db: AsyncSession, rows: Sequence[Any]) -> None:
     if len(events) < len(rows):
         log.info("%d hits named no known recipient or link", len(rows) - len(events))
     if events:
-        await db.execute(insert(Event), events)
+        await db.execute(insert(Event.__table__), events)
     if notifications:
-        await db.execute(insert(Notification), notifications)
+        await db.execute(insert(Notification.__table__), notifications)
     await aggregates.apply(db, totals)
 
 
