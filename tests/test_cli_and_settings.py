@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from mailbeacon.settings import ConfigError, load_settings
 
@@ -120,7 +123,6 @@ def _free_port() -> int:
 def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> None:
     """`mailbeacon serve` as `make run` starts it: the web app, the collector and the
     processor in its own process; stopping serve stops the worker too."""
-    import signal
     import time
 
     import httpx
@@ -174,11 +176,120 @@ def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> No
                 break
             assert time.monotonic() < deadline + 30, detail
             time.sleep(0.2)
+        workers = workers_of(server.pid)
+        assert len(workers) == 1, workers
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
-    leftover = subprocess.run(
-        ["pgrep", "-f", f"mailbeacon.cli worker.*{tmp_path}"], capture_output=True, check=False
+    assert not Path(f"/proc/{workers[0]}").exists()  # serve stopped (and reaped) its worker
+
+
+def workers_of(pid: int) -> list[int]:
+    """The `mailbeacon worker` processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # ended while we looked
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"worker" in command and b"mailbeacon.cli" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_no_worker_runs_no_processor_anywhere(tmp_path: Path) -> None:
+    """`serve --no-worker` means what its help says: no worker process and no
+    processor inside the web process; hits wait for a `mailbeacon worker`."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from mailbeacon.core.tokens import KeyRing
+    from mailbeacon.store.db import make_engine, sessions
+    from mailbeacon.store.tables import Event, Message, ProcessorCursor, Recipient, User
+
+    port = _free_port()
+    secret = "serve-test-secret-0123456789abcdef"
+    env = {
+        **os.environ,
+        "MAILBEACON_VAR_DIR": str(tmp_path / "var"),
+        "MAILBEACON_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "MAILBEACON_SECRET_KEYS": secret,
+        "MAILBEACON_PROCESS_INTERVAL": "0.05",
+    }
+    added = run(["user", "add", "seller@example.com", "--password", "correct horse"], env)
+    assert added.returncode == 0, added.stderr
+    url = load_settings(var_dir=tmp_path / "var").effective_database_url
+
+    async def in_database(work: Any) -> Any:
+        engine = make_engine(url)
+        try:
+            async with sessions(engine)() as db, db.begin():
+                return await work(db)
+        finally:
+            await engine.dispose()
+
+    async def add_message(db: Any) -> tuple[int, int]:
+        message = Message(
+            user_id=await db.scalar(select(User.id)),
+            message_id_header="<m@example.com>",
+            from_address="seller@example.com",
+            requested_opens=True,
+            requested_links=True,
+            track_opens=True,
+            track_links=True,
+            recipients=[Recipient(address="ann@example.com", field="to")],
+        )
+        db.add(message)
+        await db.flush()
+        return message.id, message.recipients[0].id
+
+    async def derived(db: Any) -> tuple[int, bool]:
+        events = len(list(await db.scalars(select(Event.id))))
+        return events, await db.get(ProcessorCursor, "events") is not None
+
+    message_id, recipient_id = asyncio.run(in_database(add_message))
+    pixel = KeyRing.from_secrets([secret]).sign_open(message_id, recipient_id)
+    server = subprocess.Popen(
+        [*MAILBEACON, "serve", "--no-worker", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    assert leftover.stdout == b""
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/o/{pixel}.gif", timeout=1).status_code == 200:
+                    break  # answered, so the hit is in the database
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not come up"
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            time.sleep(0.2)
+        assert workers_of(server.pid) == []
+        # Forty process intervals: an in-process processor would have run by now.
+        watch_until = time.monotonic() + 2
+        while time.monotonic() < watch_until:
+            assert asyncio.run(in_database(derived)) == (0, False)
+            time.sleep(0.1)
+        worker = subprocess.Popen([*MAILBEACON, "worker"], env=env)  # the operator's own
+        try:
+            while asyncio.run(in_database(derived)) != (1, True):
+                assert time.monotonic() < watch_until + 30, "the worker derived nothing"
+                time.sleep(0.1)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output

@@ -73,6 +73,59 @@ async def snapshot(engine: Any) -> Any:
     return messages, recipients, links, events
 
 
+OWNER_COLUMNS = (
+    "open_count",
+    "first_open_at",
+    "last_open_at",
+    "click_count",
+    "first_click_at",
+    "last_click_at",
+)
+LINK_COLUMNS = ("click_count", "first_click_at", "last_click_at")
+
+
+async def aggregate_columns(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every aggregate column of every message, recipient and link, by id."""
+    async with sessions(engine)() as db:
+        return {
+            table.__tablename__: [
+                tuple(row)
+                for row in await db.execute(
+                    select(table.id, *(getattr(table, c) for c in columns)).order_by(table.id)
+                )
+            ]
+            for table, columns in (
+                (Message, OWNER_COLUMNS),
+                (Recipient, OWNER_COLUMNS),
+                (Link, LINK_COLUMNS),
+            )
+        }
+
+
+async def recounted(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """The aggregates as a full recount of the events gives them: the oracle."""
+    stored = await aggregate_columns(engine)
+    async with sessions(engine)() as db:
+        events = list(await db.scalars(select(Event).where(Event.counted)))
+    expected: dict[str, list[tuple[Any, ...]]] = {}
+    for table, key, kinds in (
+        ("messages", "message_id", ("open", "click")),
+        ("recipients", "recipient_id", ("open", "click")),
+        ("links", "link_id", ("click",)),
+    ):
+        rows = []
+        for row_id, *_ in stored[table]:
+            values: list[Any] = [row_id]
+            for kind in kinds:
+                times = [
+                    e.occurred_at for e in events if e.kind == kind and getattr(e, key) == row_id
+                ]
+                values += [len(times), min(times, default=None), max(times, default=None)]
+            rows.append(tuple(values))
+        expected[table] = rows
+    return expected
+
+
 async def test_aggregates_and_rebuild(database_url: str) -> None:
     engine = make_engine(database_url)
     try:

@@ -42,7 +42,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         worker = subprocess.Popen(
             [sys.executable, "-m", "mailbeacon.cli", "worker", "--exit-with-parent"]
         )
-        settings = settings.model_copy(update={"embedded_worker": False})
+    # Never in the web process itself: with --no-worker (or EMBEDDED_WORKER=false)
+    # the operator runs `mailbeacon worker`, and serve runs no processor at all.
+    settings = settings.model_copy(update={"embedded_worker": False})
     try:
         _serve(settings, args)
     finally:

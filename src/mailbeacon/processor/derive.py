@@ -1,10 +1,13 @@
 """Turning the hit log into events and aggregates.
 
-The processor reads hits in log order after its cursor, judges each one
-(`core.hits.classify`), attributes it to the recipient and link its token
-named, and recomputes the aggregates of whatever it touched from the events
-themselves. Recomputing rather than incrementing makes every step idempotent:
-a crash between steps, or a `rebuild` from scratch, gives the same numbers.
+A round claims the cursor (one round at a time, however many processors run:
+processor/cursor.py), reads the hits after it that no later commit can get
+behind (processor/reading.py), judges each one (`core.hits.classify`),
+attributes it to the recipient and link its token named, and writes the
+events, the notifications, the aggregates' increments (processor/aggregates.py)
+and the new cursor position in one transaction. A crash leaves either the
+whole round or nothing, so the numbers never drift from the events, and a
+`rebuild` from scratch gives the same result.
 """
 
 from __future__ import annotations
@@ -12,27 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
+from mailbeacon.processor import aggregates, cursor
+from mailbeacon.processor.reading import START, any_ready, position_after, ready_hits
 from mailbeacon.store.db import sessions
-from mailbeacon.store.tables import (
-    Event,
-    HitRow,
-    Link,
-    Message,
-    Notification,
-    ProcessorCursor,
-    Recipient,
-    User,
-)
+from mailbeacon.store.tables import Event, Link, Message, Notification, Recipient, User
 
 log = logging.getLogger(__name__)
-CURSOR = "events"
+
+# How long a round keeps retrying while SQLite stays locked by other writers
+# (each attempt already waits the engine's busy timeout).
+BUSY_PATIENCE = 60.0
 
 
 def _hit_of(row: Any) -> Hit:
@@ -50,78 +50,86 @@ def _hit_of(row: Any) -> Hit:
     )
 
 
-async def _cursor(db: AsyncSession) -> ProcessorCursor:
-    cursor = await db.get(ProcessorCursor, CURSOR, with_for_update=True)
-    if cursor is None:
-        cursor = ProcessorCursor(name=CURSOR, last_seq=0)
-        db.add(cursor)
-        await db.flush()
-    return cursor
-
-
 async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
     """Derive events from up to `limit` new hits; returns how many hits were read.
 
-    Hits are read as plain rows and events written with one bulk insert: the
-    processor shares the database (and on SQLite its write lock) with the
-    collector's hit writer, so its transactions must stay short.
+    0 means nothing was ready, or another processor is in its round right now
+    (it will take these hits). On SQLite a round that finds the database
+    locked by another writer is retried, never failed.
     """
-    async with sessions(engine)() as db, db.begin():
-        cursor = await _cursor(db)
-        rows = (
-            await db.execute(
-                select(*HitRow.__table__.c)
-                .where(HitRow.seq > cursor.last_seq)
-                .order_by(HitRow.seq)
-                .limit(limit)
-            )
-        ).all()
-        if not rows:
+    deadline = time.monotonic() + BUSY_PATIENCE
+    while True:
+        try:
+            return await _round(engine, limit)
+        except Exception as exc:
+            if not cursor.is_busy(exc) or time.monotonic() > deadline:
+                raise
+            log.info("the database is busy; retrying the processor round")
+
+
+async def _round(engine: AsyncEngine, limit: int) -> int:
+    dialect = engine.dialect.name
+    async with sessions(engine)() as db:
+        # A cheap look first: an idle round takes no lock at all.
+        if not (await db.execute(any_ready(dialect, await cursor.peek(db)))).first():
             return 0
-        recipients = await _recipients(db, {row.recipient_id for row in rows})
-        links = await _links(db, {row.link_id for row in rows if row.link_id})
-        listeners = await _listeners(db, {row.message_id for row in rows})
-        notified = await _already_notified(db, [row.seq for row in rows])
-        events: list[dict[str, Any]] = []
-        notifications: list[dict[str, Any]] = []
-        touched_links: set[int] = set()
-        for row in rows:
-            link_id = row.link_id if row.kind == HitKind.CLICK else None
-            if recipients.get(row.recipient_id) != row.message_id or (
-                link_id is not None and links.get(link_id) != row.message_id
-            ):
-                # Signed by us, but naming nothing we hold (deleted, or another
-                # installation's token): the fact stays in the log, no event.
-                continue
-            verdict = classify(_hit_of(row))
-            counted = verdict in COUNTED_VERDICTS
-            event = {
-                "hit_seq": row.seq,
-                "message_id": row.message_id,
-                "recipient_id": row.recipient_id,
-                "link_id": link_id,
-                "kind": row.kind,
-                "occurred_at": row.received_at,
-            }
-            events.append(
-                event
-                | {"verdict": verdict.value, "counted": counted, "ip": row.ip}
-                | {"user_agent": row.user_agent}
+    async with sessions(engine)() as db, db.begin():
+        position = await cursor.claim(db, dialect)
+        if position is None:
+            return 0
+        rows = (await db.execute(ready_hits(dialect, position, limit))).all()
+        if rows:
+            await _derive(db, rows)
+            await cursor.advance(db, position_after(rows[-1]))
+        return len(rows)
+
+
+async def _derive(db: AsyncSession, rows: Sequence[Any]) -> None:
+    """Events, notifications and aggregate increments for one batch of hits."""
+    recipients = await _recipients(db, {row.recipient_id for row in rows})
+    links = await _links(db, {row.link_id for row in rows if row.link_id})
+    listeners = await _listeners(db, {row.message_id for row in rows})
+    notified = await _already_notified(db, [row.seq for row in rows])
+    events: list[dict[str, Any]] = []
+    notifications: list[dict[str, Any]] = []
+    totals = aggregates.BatchTotals()
+    for row in rows:
+        link_id = row.link_id if row.kind == HitKind.CLICK else None
+        if recipients.get(row.recipient_id) != row.message_id or (
+            link_id is not None and links.get(link_id) != row.message_id
+        ):
+            # Signed by us, but naming nothing we hold (deleted, or another
+            # installation's token): the fact stays in the log, no event.
+            continue
+        verdict = classify(_hit_of(row))
+        counted = verdict in COUNTED_VERDICTS
+        event = {
+            "hit_seq": row.seq,
+            "message_id": row.message_id,
+            "recipient_id": row.recipient_id,
+            "link_id": link_id,
+            "kind": row.kind,
+            "occurred_at": row.received_at,
+        }
+        events.append(
+            event
+            | {"verdict": verdict.value, "counted": counted, "ip": row.ip}
+            | {"user_agent": row.user_agent}
+        )
+        if counted:
+            totals.add(
+                HitKind(row.kind), row.received_at, row.message_id, row.recipient_id, link_id
             )
             user_id = listeners.get(row.message_id)
-            if counted and user_id is not None and row.seq not in notified:
+            if user_id is not None and row.seq not in notified:
                 notifications.append(event | {"user_id": user_id})
-            if link_id is not None:
-                touched_links.add(link_id)
-        if len(events) < len(rows):
-            log.info("%d hits named no known recipient or link", len(rows) - len(events))
-        cursor.last_seq = rows[-1].seq
-        if events:
-            await db.execute(insert(Event), events)
-        if notifications:
-            await db.execute(insert(Notification), notifications)
-        await refresh_aggregates(db, {e["recipient_id"] for e in events}, touched_links)
-        return len(rows)
+    if len(events) < len(rows):
+        log.info("%d hits named no known recipient or link", len(rows) - len(events))
+    if events:
+        await db.execute(insert(Event.__table__), events)
+    if notifications:
+        await db.execute(insert(Notification.__table__), notifications)
+    await aggregates.apply(db, totals)
 
 
 async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, int]:
@@ -153,68 +161,9 @@ async def _links(db: AsyncSession, ids: set[int | None]) -> dict[int, int]:
     return {link_id: message_id for link_id, message_id in result}
 
 
-async def refresh_aggregates(
-    db: AsyncSession, recipient_ids: Iterable[int], link_ids: Iterable[int]
-) -> None:
-    """Recompute counts and first/last times from events, for the rows given."""
-    recipient_ids = set(recipient_ids)
-    if recipient_ids:
-        message_ids = set(
-            await db.scalars(select(Recipient.message_id).where(Recipient.id.in_(recipient_ids)))
-        )
-        await _refresh_counts(db, Recipient, Event.recipient_id, recipient_ids)
-        await _refresh_counts(db, Message, Event.message_id, message_ids)
-    link_ids = set(link_ids)
-    if link_ids:
-        clicks = _counted(HitKind.CLICK)
-        rows = await db.execute(
-            select(Event.link_id, *clicks)
-            .where(Event.link_id.in_(link_ids))
-            .group_by(Event.link_id)
-        )
-        for link_id, count, first, last in rows:
-            await db.execute(
-                update(Link)
-                .where(Link.id == link_id)
-                .values(click_count=count, first_click_at=first, last_click_at=last)
-            )
-
-
-def _counted(kind: HitKind) -> tuple[Any, Any, Any]:
-    """count, first and last of the counted events of one kind."""
-    wanted = (Event.kind == kind.value) & Event.counted
-    return (
-        func.count(Event.id).filter(wanted),
-        func.min(Event.occurred_at).filter(wanted),
-        func.max(Event.occurred_at).filter(wanted),
-    )
-
-
-async def _refresh_counts(
-    db: AsyncSession, owner: type[Recipient] | type[Message], column: Any, ids: set[int]
-) -> None:
-    rows = await db.execute(
-        select(column, *_counted(HitKind.OPEN), *_counted(HitKind.CLICK))
-        .where(column.in_(ids))
-        .group_by(column)
-    )
-    for key, opens, first_open, last_open, clicks, first_click, last_click in rows:
-        await db.execute(
-            update(owner)
-            .where(owner.id == key)
-            .values(
-                open_count=opens,
-                first_open_at=first_open,
-                last_open_at=last_open,
-                click_count=clicks,
-                first_click_at=first_click,
-                last_click_at=last_click,
-            )
-        )
-
-
 async def process_all(engine: AsyncEngine, limit: int = 1000) -> int:
-    """Process until the log is drained; returns the number of hits read."""
+    """Process until nothing is ready (or another processor has the cursor);
+    returns the number of hits this call read."""
     total = 0
     while count := await process_batch(engine, limit):
         total += count
@@ -222,23 +171,26 @@ async def process_all(engine: AsyncEngine, limit: int = 1000) -> int:
 
 
 async def rebuild(engine: AsyncEngine) -> int:
-    """Forget every derived fact and derive them again from the hit log."""
-    zeroes = {
-        "open_count": 0,
-        "first_open_at": None,
-        "last_open_at": None,
-        "click_count": 0,
-        "first_click_at": None,
-        "last_click_at": None,
-    }
-    async with sessions(engine)() as db, db.begin():
-        await db.execute(delete(Event))
-        await db.execute(update(Recipient).values(**zeroes))
-        await db.execute(update(Message).values(**zeroes))
-        await db.execute(
-            update(Link).values(click_count=0, first_click_at=None, last_click_at=None)
-        )
-        await db.execute(delete(ProcessorCursor).where(ProcessorCursor.name == CURSOR))
+    """Forget every derived fact and derive them again from the hit log.
+
+    Safe beside running processors: it waits for the cursor, then resets
+    events, aggregates and cursor in one transaction; whichever processor
+    claims the cursor next starts again from the first hit. Notifications
+    stay (they are keyed by hit, and their read marks are the user's).
+    """
+    dialect = engine.dialect.name
+    deadline = time.monotonic() + BUSY_PATIENCE
+    while True:
+        try:
+            async with sessions(engine)() as db, db.begin():
+                await cursor.claim(db, dialect, wait=True)
+                await db.execute(delete(Event))
+                await aggregates.reset(db)
+                await cursor.advance(db, START)
+            break
+        except Exception as exc:
+            if not cursor.is_busy(exc) or time.monotonic() > deadline:
+                raise
     return await process_all(engine)
 
 

@@ -24,9 +24,15 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FunctionElement
+from sqlalchemy.types import UserDefinedType
 
 # A 64-bit key that SQLite still treats as its rowid alias.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -55,6 +61,44 @@ class UTCDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (`xid8`), read and written as an int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "XID8"
+
+
+# The id of the transaction that wrote a row: xid8 on PostgreSQL, where the
+# processor orders hits by it; an always-NULL integer on SQLite, which has one
+# writer at a time and needs none (see processor/reading.py).
+TransactionId = BigInteger().with_variant(XID8(), "postgresql")
+# Reflection (and so the migrations-match-models test) knows the type by name.
+postgresql_base.ischema_names.setdefault("xid8", XID8)
+
+
+class CurrentTransactionId(FunctionElement[int]):
+    """Server default of `hits.xid`: the inserting transaction's id on PostgreSQL."""
+
+    type = TransactionId
+    inherit_cache = True
+
+
+@compiles(CurrentTransactionId, "postgresql")
+def _CurrentTransactionId_pg(
+    element: CurrentTransactionId, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return "pg_current_xact_id()"
+
+
+@compiles(CurrentTransactionId)
+def _CurrentTransactionId_other(
+    element: CurrentTransactionId, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return "NULL"
 
 
 def utcnow() -> datetime:
@@ -193,9 +237,25 @@ class Link(Base):
 
 
 class HitRow(Base):
-    """A raw hit: append-only. `seq` orders the log; `hit_id` makes replay idempotent."""
+    """A raw hit: append-only. `seq` orders the log; `hit_id` makes replay idempotent.
+
+    `xid` is the inserting transaction's id on PostgreSQL (NULL on SQLite): with
+    several hit writers, seq order is not commit order, and the processor reads
+    in (xid, seq) order instead (processor/reading.py).
+    """
 
     __tablename__ = "hits"
+    __table_args__ = (
+        # Partial: on SQLite, where xid is always NULL, it holds nothing and costs
+        # the hit writer nothing.
+        Index(
+            "ix_hits_xid_seq",
+            "xid",
+            "seq",
+            postgresql_where=text("xid IS NOT NULL"),
+            sqlite_where=text("xid IS NOT NULL"),
+        ),
+    )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     hit_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -208,6 +268,9 @@ class HitRow(Base):
     prefetch: Mapped[bool] = mapped_column(Boolean)
     ip: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str] = mapped_column(String(512))
+    xid: Mapped[int | None] = mapped_column(
+        TransactionId, nullable=True, server_default=CurrentTransactionId()
+    )
 
 
 class Event(Base):
@@ -235,12 +298,14 @@ class Event(Base):
 
 
 class ProcessorCursor(Base):
-    """How far the processor has read the hit log."""
+    """How far the processor has read the hit log: (last_xid, last_seq) on
+    PostgreSQL, last_seq alone on SQLite (last_xid stays NULL there)."""
 
     __tablename__ = "processor_cursor"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_xid: Mapped[int | None] = mapped_column(TransactionId, nullable=True)
 
 
 class OutboxMail(Base):
