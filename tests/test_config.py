@@ -176,13 +176,15 @@ async def test_web_app_works_under_a_path_prefix(serve_app: Any, database_url: s
     (The same through nginx, forwarding the prefix and stripping it: tests/test_proxy.py.)
     """
     live = await serve_app(database_url, public_path="/mb")
-    path_prefix = "/mb"
     async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as browser:
-        gate = await browser.get(f"{path_prefix}/mail?tracked=1")
+        for home in ("/mb", "/mb/"):
+            answer = await browser.get(home)
+            assert (answer.status_code, answer.headers["location"]) == (303, "/mb/login")
+        gate = await browser.get("/mb/mail?tracked=1")
         assert gate.status_code == 303
         assert gate.headers["location"] == "/mb/login?next=/mail%3Ftracked%3D1"
 
-        login = await browser.get(f"{path_prefix}/login")
+        login = await browser.get("/mb/login")
         assert login.status_code == 200
         assert 'action="/mb/login"' in login.text
         assert 'href="/mb/static/app.css"' in login.text
@@ -194,7 +196,7 @@ async def test_web_app_works_under_a_path_prefix(serve_app: Any, database_url: s
         token = LOGIN_CSRF.search(login.text)
         assert token is not None
         signed = await browser.post(
-            f"{path_prefix}/login",
+            "/mb/login",
             data={
                 "email": live.email,
                 "password": PASSWORD,
@@ -209,7 +211,7 @@ async def test_web_app_works_under_a_path_prefix(serve_app: Any, database_url: s
         )
         assert re.search(r"Path=/mb(;|$)", session_cookie), session_cookie
 
-        page = await browser.get(f"{path_prefix}/mail")
+        page = await browser.get("/mb/mail")
         assert page.status_code == 200
         links = re.findall(r'(?:href|src|action)="(/[^"]*)"', page.text)
         assert links and all(link.startswith("/mb/") for link in links), links
@@ -218,16 +220,16 @@ async def test_web_app_works_under_a_path_prefix(serve_app: Any, database_url: s
         assert segments <= APP_PATHS, segments - APP_PATHS
         assert 'aria-current="page"' in page.text.split('href="/mb/mail"', 1)[1][:40]
 
-        css = await browser.get(f"{path_prefix}/static/app.css")
+        css = await browser.get("/mb/static/app.css")
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
-        docs = await browser.get(f"{path_prefix}/api/v1/docs")
+        docs = await browser.get("/mb/api/v1/docs")
         assert '"../../static/api-docs.js"' in docs.text
-        spec = await browser.get(f"{path_prefix}/api/v1/openapi.json")
+        spec = await browser.get("/mb/api/v1/openapi.json")
         assert spec.json()["servers"] == [{"url": "/mb"}]
-        api_error = await browser.get(f"{path_prefix}/api/v1/messages/999", headers=live.auth())
+        api_error = await browser.get("/mb/api/v1/messages/999", headers=live.auth())
         assert api_error.status_code == 404 and api_error.json()
 
-        async with browser.stream("GET", f"{path_prefix}/notifications/stream") as stream:
+        async with browser.stream("GET", "/mb/notifications/stream") as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             first = await anext(stream.aiter_text())
@@ -310,3 +312,25 @@ def test_serve_self_check_is_quiet_when_public_url_reaches_it(tmp_path: Path) ->
     )
     assert f"MAILBEACON_PUBLIC_URL http://localhost:{port}/mb reaches this server" in log, log
     assert "WARNING" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("public_url", "host", "port", "warned", "checked"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1", 8000, False, False),
+        ("http://localhost:8000", "0.0.0.0", 8000, False, False),  # noqa: S104
+        ("http://127.0.0.1:8000", "127.0.0.1", 8001, True, False),
+        ("http://localhost:8000", "::", 9000, True, False),
+        ("http://[::1]:8000", "::1", 8000, False, False),
+        ("http://127.0.0.1:8000/mb", "127.0.0.1", 8001, False, True),  # a proxy, perhaps
+        ("https://track.example.com", "0.0.0.0", 8000, False, True),  # noqa: S104
+        ("https://127.0.0.1:8000", "127.0.0.1", 8000, False, True),  # TLS in front?
+    ],
+)
+def test_serve_decides_between_warning_checking_and_trusting_public_url(
+    public_url: str, host: str, port: int, warned: bool, checked: bool
+) -> None:
+    from mailbeacon.reach import obvious_mismatch, plainly_reachable
+
+    assert bool(obvious_mismatch(public_url, host, port)) is warned
+    assert (not warned and not plainly_reachable(public_url, host, port)) is checked

@@ -54,9 +54,10 @@ class PublicPrefix:
     def _scoped(self, scope: Scope) -> Scope:
         path: str = scope["path"]
         raw: bytes = scope.get("raw_path") or path.encode("utf-8")
-        if not (path == self.prefix or path.startswith(self.prefix + "/")):
-            path = self.prefix + path
-            raw = self.raw_prefix + raw
+        if path == self.prefix:  # https://example.com/mb is the app's home page too
+            path, raw = path + "/", raw + b"/"
+        elif not path.startswith(self.prefix + "/"):
+            path, raw = self.prefix + path, self.raw_prefix + raw
         return {**scope, "root_path": self.prefix, "path": path, "raw_path": raw}
 
     def _public_headers(self, send: Any) -> Callable[[Message], Awaitable[None]]:
