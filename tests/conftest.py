@@ -245,20 +245,26 @@ async def serve_app(tmp_path: Path) -> AsyncIterator[object]:
     """A factory: serve the app for given settings overrides over real HTTP."""
     servers: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
 
-    async def start(database_url: str, **overrides: object) -> LiveApp:
+    async def start(
+        database_url: str, public_url: str = "", public_path: str = "", **overrides: object
+    ) -> LiveApp:
+        """PUBLIC_URL is `public_url` (default: the server's own address) + `public_path`."""
         sock = bound_socket()
         base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = load_settings(
             var_dir=tmp_path / f"var{len(servers)}",
             database_url=database_url,
-            public_url=base_url,
+            public_url=(public_url or base_url) + public_path,
             secret_keys=TEST_SECRET,
             process_interval=0.05,
             **overrides,
         )
         app = create_app(settings)
         server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+            # Like `serve`: forwarding headers are the app's business (TRUSTED_PROXIES).
+            uvicorn.Config(
+                app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+            )
         )
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from mailbeacon.collector.app import Collector
+from mailbeacon.collector.app import ASGIApp, Collector
+from mailbeacon.proxy import TrustedProxies
 from mailbeacon.runtime import Runtime
 from mailbeacon.settings import Settings, load_settings
 from mailbeacon.web.app import create_web_app
 
 
-def create_app(settings: Settings | None = None, *, run_processor: bool = True) -> Collector:
-    """The whole app. Hits to /o/ and /c/ never reach the web framework."""
+def create_app(settings: Settings | None = None, *, run_processor: bool = True) -> ASGIApp:
+    """The whole app. Hits to /o/ and /c/ never reach the web framework.
+
+    Behind trusted proxies, the client address is resolved once, in front of
+    both: hits and sign-in throttling see the same client.
+    """
     settings = settings or load_settings()
     runtime = Runtime(settings, run_processor=run_processor and settings.embedded_worker)
-    return Collector(runtime.keys, runtime.hits, create_web_app(runtime))
+    web = create_web_app(runtime)
+    app: ASGIApp = Collector(runtime.keys, runtime.hits, web, prefix=settings.public_path)
+    if settings.trusted_proxies:
+        app = TrustedProxies(app, settings.trusted_proxies, settings.proxy_header)
+    return app

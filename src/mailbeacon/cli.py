@@ -58,25 +58,65 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import threading
+
     import uvicorn
 
     from mailbeacon.app import create_app
+    from mailbeacon.reach import check_public_url, obvious_mismatch
 
+    settings = _with_cli_proxies(settings, args)
+    mismatch = obvious_mismatch(settings.public_url, args.host, args.port)
+    if mismatch:
+        logging.getLogger("mailbeacon.serve").warning(mismatch)
     # No access log: it would cost the collector throughput and write
     # recipients' addresses and agents to a file nobody is asked about.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        proxy_headers=args.proxy_headers,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        log_level="info",
-        # Open live streams (the bell) would otherwise hold shutdown for 30 s.
-        timeout_graceful_shutdown=3,
+    # Forwarding headers are resolved by the app itself (MAILBEACON_TRUSTED_PROXIES),
+    # for the collector and the web app alike, never by uvicorn.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            proxy_headers=False,
+            log_level="info",
+            # Open live streams (the bell) would otherwise hold shutdown for 30 s.
+            timeout_graceful_shutdown=3,
+        )
     )
+    if not mismatch:
+        # Not obviously wrong: unless PUBLIC_URL is plainly this address, ask it
+        # once the server is up. Only ever a warning; start-up never waits for it.
+        threading.Thread(
+            target=check_public_url,
+            args=(settings.public_url, args.host, args.port, lambda: server.started),
+            name="public-url-check",
+            daemon=True,
+        ).start()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how serve is meant to stop
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn logged why (e.g. the port is taken)
+
+
+def _with_cli_proxies(settings: Settings, args: argparse.Namespace) -> Settings:
+    """`--proxy-headers` / `--forwarded-allow-ips` add to MAILBEACON_TRUSTED_PROXIES."""
+    if not args.proxy_headers and args.forwarded_allow_ips is None:
+        return settings
+    from mailbeacon.core.forwarded import parse_networks
+
+    allowed = args.forwarded_allow_ips or "127.0.0.1,::1"
+    if allowed.strip() == "*":
+        allowed = "0.0.0.0/0,::/0"
+    try:
+        extra = parse_networks(allowed)
+    except ValueError as exc:
+        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
+    merged = tuple(dict.fromkeys((*settings.trusted_proxies, *extra)))
+    return settings.model_copy(update={"trusted_proxies": merged})
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -297,8 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web app and the collector")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="believe X-Forwarded-For from --forwarded-allow-ips "
+        "(same as adding them to MAILBEACON_TRUSTED_PROXIES)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="comma-separated proxy IPs/CIDRs to trust ('*': any; default with "
+        "--proxy-headers: 127.0.0.1,::1)",
+    )
     serve.add_argument(
         "--no-worker",
         action="store_true",
@@ -372,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
 
             migrate(settings.effective_database_url)
         return handler(settings, args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,16 +7,30 @@ than failing later in a way nobody can trace back to the setting.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mailbeacon.core.forwarded import Network, ProxyHeader, parse_networks
 from mailbeacon.core.tokens import KeyRing
+
+# A path prefix under PUBLIC_URL: plain segments, nothing a proxy or a mail
+# client could normalise differently (no dots, no escapes, no empty segments).
+PATH_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
+# The first path segments MailBeacon answers itself. A prefix must not start
+# with one: behind a proxy that strips the prefix, /mail/... would be ambiguous.
+# (tests/test_config.py checks every link the pages render against this list.)
+APP_PATHS = frozenset(
+    {"o", "c", "api", "static", "login", "logout", "mail", "contacts", "settings"}
+    | {"notifications", "outbox"}
+)
 
 
 class ConfigError(Exception):
@@ -32,7 +46,10 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=Path("var"), description="Where local state lives.")
     database_url: str = Field(default="", description="SQLAlchemy async URL.")
-    public_url: str = Field(default="http://127.0.0.1:8000", description="Base of tracking links.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where readers and browsers reach this server; the base of tracking links.",
+    )
     secret_keys: str = Field(default="", description="Token keys, comma-separated, newest first.")
     smtp_url: str = Field(default="", description="smtp://, smtp+starttls:// or smtps:// URL.")
     outbox_port: int = Field(default=0, ge=0, le=65535, description="Embedded outbox SMTP port.")
@@ -49,16 +66,24 @@ class Settings(BaseSettings):
         description="Longest a pixel or redirect waits for its hit to be durable, s; "
         "then it is answered anyway and the hit logged (rule 1 wins).",
     )
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default=(),
+        description="Reverse proxies whose forwarding headers are believed (IPs/CIDRs).",
+    )
+    proxy_header: ProxyHeader = Field(
+        default=ProxyHeader.X_FORWARDED_FOR,
+        description="The header the trusted proxies write the client chain into.",
+    )
 
     @field_validator("public_url")
     @classmethod
     def _public_url_is_http(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL, e.g. https://track.example.com")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment")
-        return value.rstrip("/")
+        return _checked_public_url(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_are_networks(cls, value: object) -> object:
+        return parse_networks(value) if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -130,6 +155,52 @@ class Settings(BaseSettings):
     def secure_cookies(self) -> bool:
         """Cookies are marked Secure when the app is served over HTTPS."""
         return self.public_url.startswith("https://")
+
+    @property
+    def public_path(self) -> str:
+        """The path prefix of PUBLIC_URL ("" or e.g. "/mb"): where the whole app answers."""
+        return urlsplit(self.public_url).path
+
+
+def _checked_public_url(value: str) -> str:
+    """PUBLIC_URL, normalised (no trailing slash), or ValueError saying what is wrong.
+
+    It ends up in every pixel and link of every mail sent, where it can never
+    be corrected, so anything a mail client or proxy could read differently
+    from us is refused at start-up.
+    """
+    if not value.isascii() or any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("must be plain ASCII without spaces, e.g. https://track.example.com")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http(s) URL, e.g. https://track.example.com")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password")
+    if not parts.hostname:
+        raise ValueError("must name a host, e.g. https://track.example.com")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rsplit("]", 1)[-1].rstrip(":").count(":"):
+        raise ValueError("has a bad port (1-65535)")
+    if parts.netloc.endswith(":"):
+        raise ValueError("has an empty port")
+    if "?" in value or "#" in value:
+        raise ValueError("must not have a query (?) or fragment (#)")
+    path = parts.path.rstrip("/")
+    segments = path[1:].split("/") if path else []
+    if not all(PATH_SEGMENT.fullmatch(s) for s in segments):
+        raise ValueError(
+            "may have a path prefix of plain segments only (letters, digits, - _ . ~), "
+            "e.g. https://example.com/mailbeacon"
+        )
+    if segments and segments[0].lower() in APP_PATHS:
+        raise ValueError(
+            f"has the path prefix {path}, but /{segments[0]} is one of MailBeacon's own "
+            "paths; choose another prefix, e.g. /mailbeacon"
+        )
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _stored_or_new_secret(path: Path, make: Callable[[], str] | None = None) -> str:

@@ -78,16 +78,26 @@ def _agent_and_prefetch(scope: Scope) -> tuple[str, bool]:
 
 
 class Collector:
-    """ASGI app answering /o/<token>.gif and /c/<token>; everything else goes to `app`."""
+    """ASGI app answering /o/<token>.gif and /c/<token>; everything else goes to `app`.
 
-    def __init__(self, keys: KeyRing, hits: HitLog, app: ASGIApp) -> None:
+    With a path prefix (PUBLIC_URL = https://example.com/mb), hits are answered
+    at /mb/o/... as the mail says, and also at /o/... for a proxy that strips
+    the prefix before passing requests on: a pixel in sent mail must keep
+    working whichever way the proxy is set up, now or after it changes.
+    """
+
+    def __init__(self, keys: KeyRing, hits: HitLog, app: ASGIApp, prefix: str = "") -> None:
         self.keys = keys
         self.hits = hits
         self.app = app
+        self.prefix = prefix
+        self.prefixed = prefix + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
+            if self.prefix and path.startswith(self.prefixed):
+                path = path[len(self.prefix) :]
             if path.startswith(OPEN_PREFIX):
                 await self._open(scope, send, path[len(OPEN_PREFIX) :])
                 return

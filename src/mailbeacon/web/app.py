@@ -18,6 +18,7 @@ from mailbeacon.runtime import Runtime
 from mailbeacon.web import api
 from mailbeacon.web.auth import CsrfFailed, LoginRequired
 from mailbeacon.web.pages import auth
+from mailbeacon.web.prefix import PublicPrefix, app_path
 from mailbeacon.web.render import render
 from mailbeacon.web.security import BodyLimit, SecurityHeaders
 from mailbeacon.web.throttle import LoginThrottle
@@ -68,11 +69,14 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if request.url.path.startswith("/api/") or exc.status_code < 400:
+        if app_path(request).startswith("/api/") or exc.status_code < 400:
             return await http_exception_handler(request, exc)
         return await error_page(request, exc.status_code, "http")
 
-    return BodyLimit(SecurityHeaders(app))
+    prefix = runtime.settings.public_path
+    if not prefix:
+        return BodyLimit(SecurityHeaders(app))
+    return BodyLimit(SecurityHeaders(PublicPrefix(app, prefix)))
 
 
 def page_routers() -> list[APIRouter]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User, WebSession
+from mailbeacon.web.prefix import app_path
 
 SESSION_COOKIE = "mb_session"
 CSRF_FIELD = "csrf_token"
@@ -98,7 +99,7 @@ async def require_user(request: Request) -> SignedIn:
     """Page dependency: the signed-in user, or a redirect to the sign-in page."""
     current = await signed_in(request)
     if current is None:
-        path = request.url.path
+        path = app_path(request)
         if request.url.query:
             path += "?" + request.url.query
         raise LoginRequired(path)

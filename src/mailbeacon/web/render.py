@@ -16,6 +16,7 @@ from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Notification
 from mailbeacon.web.auth import CSRF_FIELD, SignedIn, signed_in
 from mailbeacon.web.i18n import LANGUAGES, Localizer, negotiate
+from mailbeacon.web.prefix import app_path
 
 TEMPLATES = Path(__file__).parent / "templates"
 environment = Environment(
@@ -68,7 +69,8 @@ async def render(
         "languages": LANGUAGES,
         "now": datetime.now(UTC),
         "has_outbox": runtime.outbox is not None,
-        "path": request.url.path,
+        "path": app_path(request),
+        "root": runtime.settings.public_path,
         **localizer.template_globals(),
         **(context or {}),
     }

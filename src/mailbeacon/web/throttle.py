@@ -2,7 +2,11 @@
 
 Failures are counted per (client network, email) and per client network in a
 sliding window; past either limit, sign-in from there is refused until the
-oldest failure leaves the window, even with the right password. Kept in
+oldest failure leaves the window, even with the right password. The client
+is the request's: behind a reverse proxy that is the address resolved from
+the forwarding headers of MAILBEACON_TRUSTED_PROXIES (mailbeacon.proxy), and
+without that setting it would be the proxy's, so that anyone's wrong
+passwords would lock everybody out. Kept in
 memory: one web process is the embedded deployment; behind a load balancer
 each process counts its own (noted in the README).
 """

@@ -2,7 +2,7 @@
 window.addEventListener("load", function () {
   "use strict";
   window.SwaggerUIBundle({
-    url: "/api/v1/openapi.json",
+    url: "openapi.json",  // beside this page, whatever path prefix the app lives under
     dom_id: "#swagger-ui",
     deepLinking: true,
     persistAuthorization: false,

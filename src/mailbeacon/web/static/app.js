@@ -19,7 +19,9 @@
   var count = document.getElementById("bell-count");
   var bell = document.getElementById("bell");
   var toasts = document.getElementById("toasts");
-  var source = new EventSource("/notifications/stream");
+  // The app may live under a path prefix (PUBLIC_URL with a path): the page says which.
+  var root = document.body.dataset.root || "";
+  var source = new EventSource(root + "/notifications/stream");
 
   function showCount(n) {
     if (!count) return;
@@ -54,7 +56,7 @@
   source.addEventListener("unread", function (event) {
     var data = JSON.parse(event.data);
     showCount(data.unread);
-    (data.new || []).forEach(function (item) { toast(item.text, item.url); });
+    (data.new || []).forEach(function (item) { toast(item.text, item.url && root + item.url); });
     document.dispatchEvent(new CustomEvent("mailbeacon:activity", { detail: data }));
   });
 })();
