@@ -17,6 +17,7 @@ from mailbeacon.core.policy import N_
 from mailbeacon.runtime import Runtime
 from mailbeacon.web import api
 from mailbeacon.web.auth import CsrfFailed, LoginRequired
+from mailbeacon.web.guard import InputGuard
 from mailbeacon.web.pages import auth
 from mailbeacon.web.render import render
 from mailbeacon.web.security import BodyLimit, SecurityHeaders
@@ -72,7 +73,7 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
             return await http_exception_handler(request, exc)
         return await error_page(request, exc.status_code, "http")
 
-    return BodyLimit(SecurityHeaders(app))
+    return BodyLimit(SecurityHeaders(InputGuard(app, error_page)))
 
 
 def page_routers() -> list[APIRouter]:
@@ -85,6 +86,7 @@ def page_routers() -> list[APIRouter]:
 async def error_page(request: Request, status_code: int, kind: str) -> Response:
     """An HTML error page in the visitor's language (the API keeps JSON errors)."""
     titles: dict[int, str] = {
+        400: N_("Please check what you sent"),
         403: N_("Not allowed"),
         404: N_("Not found"),
         405: N_("Not allowed"),
@@ -94,6 +96,10 @@ async def error_page(request: Request, status_code: int, kind: str) -> Response:
     messages: dict[str | int, str] = {
         "csrf": N_(
             "This form expired or came from another site. Go back, reload the page and try again."
+        ),
+        "nul": N_(
+            "What you sent contains a NUL character, which no field accepts. "
+            "Remove it and try again."
         ),
         404: N_("There is nothing here. It may have been removed, or it belongs to someone else."),
     }
