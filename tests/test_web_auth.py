@@ -374,3 +374,24 @@ async def test_sign_in_follows_the_browser_time_zone_until_one_is_chosen(live: L
     finally:
         await browser.aclose()
     assert await sign_in_from("America/New_York") == "UTC"  # chosen in Settings: kept
+
+
+async def test_signed_in_pages_and_api_answers_are_not_stored(live: LiveApp) -> None:
+    """Cache-Control: no-store on every answer that can hold a user's data; static files cache."""
+    browser = await sign_in(live, live.email)
+    responses = [
+        await browser.get("/mail"),
+        await browser.get("/settings"),
+        await browser.get("/contacts"),
+        await browser.get("/notifications"),
+        await browser.get("/mail/999999"),  # an error page
+        await browser.post("/notifications/read-all"),  # a redirect
+        await live.client.get("/api/v1/messages", headers=live.auth()),
+        await live.client.get("/api/v1/messages/999999", headers=live.auth()),
+    ]
+    for response in responses:
+        assert response.headers.get("cache-control") == "no-store", response.url
+    static = await browser.get("/static/app.css")
+    assert static.status_code == 200
+    assert "no-store" not in static.headers.get("cache-control", "")
+    await browser.aclose()

@@ -28,6 +28,13 @@ HEADERS = [
 ]
 
 
+# Pages and API answers hold one user's data (S7): no browser or proxy keeps a copy,
+# so the back button after signing out, or the next user of a shared computer, finds
+# nothing. Only our static files (the same for everyone) may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+CACHEABLE_PREFIX = "/static/"
+
+
 class SecurityHeaders:
     """A bare ASGI middleware: adds the headers, leaves streaming (SSE) alone."""
 
@@ -39,10 +46,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = HEADERS if scope["path"].startswith(CACHEABLE_PREFIX) else [*HEADERS, NO_STORE]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in HEADERS if n not in present]
+                extra = [(n, v) for n, v in wanted if n not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
