@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
+from mailbeacon.settings import load_settings
+from mailbeacon.store.db import migrate
 from mailbeacon.store.tables import Message, User
-from tests.conftest import LiveApp
+from tests.conftest import TEST_SECRET, LiveApp
 from tests.test_web_auth import runtime_of
 from tests.web_helpers import client_for, login_token, sign_in
 
@@ -155,3 +162,43 @@ async def test_display_name_with_line_separators_is_refused(live: LiveApp, name:
         query = select(User.display_name).where(User.id == live.user_id)
         assert (await conn.execute(query)).scalar_one() == ""
     await browser.aclose()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_local_state_is_created_owner_only(tmp_path: Path) -> None:
+    """Another account on the machine reads nothing: var/, the SQLite file (and its WAL),
+    the generated keys."""
+    old_umask = os.umask(0o022)
+    try:
+        settings = load_settings(var_dir=tmp_path / "var", secret_keys="", data_key="")
+        migrate(settings.effective_database_url)
+    finally:
+        os.umask(old_umask)
+    var = tmp_path / "var"
+    assert mode_of(var) == 0o700
+    for name in ("mailbeacon.db", "secret_keys", "data_key"):
+        assert mode_of(var / name) == 0o600, name
+    for extra in var.glob("mailbeacon.db-*"):
+        assert mode_of(extra) == 0o600, extra
+
+
+def test_local_state_left_readable_is_repaired_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    var = tmp_path / "var"
+    var.mkdir(mode=0o755)
+    os.chmod(var, 0o755)  # noqa: S103 - what an older version left
+    for name in ("mailbeacon.db", "secret_keys", "hits.spool"):
+        (var / name).write_text("x\n" if name != "mailbeacon.db" else "")
+        os.chmod(var / name, 0o644)
+    (var / "secret_keys").write_text(TEST_SECRET + "\n")
+    with caplog.at_level(logging.WARNING):
+        load_settings(var_dir=var, secret_keys="", data_key="")
+    assert mode_of(var) == 0o700
+    for name in ("mailbeacon.db", "secret_keys", "hits.spool", "data_key"):
+        assert mode_of(var / name) == 0o600, name
+    repaired = [r.getMessage() for r in caplog.records if "open to other users" in r.getMessage()]
+    assert len(repaired) == 4, repaired  # var/ and the three files it found readable

@@ -5,13 +5,15 @@ settings, tokens or mailbox (S7)."""
 from __future__ import annotations
 
 import re
+import time
 from typing import cast
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailbeacon.runtime import Runtime
+from mailbeacon.store import accounts
 from mailbeacon.store.tables import ApiToken, Mailbox, User
 from tests.conftest import LiveApp
 from tests.web_helpers import (
@@ -395,3 +397,41 @@ async def test_signed_in_pages_and_api_answers_are_not_stored(live: LiveApp) -> 
     assert static.status_code == 200
     assert "no-store" not in static.headers.get("cache-control", "")
     await browser.aclose()
+
+
+async def test_sign_in_timing_does_not_tell_known_accounts_from_unknown(
+    live: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong password for a real account and any password for an unknown email take as
+    long: both run one argon2 check at the production cost (min of several runs each)."""
+    monkeypatch.delenv(accounts.CHEAP_HASHES_VARIABLE)
+    accounts._hasher.cache_clear()
+    accounts._unknown_user_hash.cache_clear()
+    try:
+        real_hash = accounts.hash_password(PASSWORD)
+        async with runtime_of(live).engine.begin() as conn:
+            await conn.execute(
+                update(User).where(User.id == live.user_id).values(password_hash=real_hash)
+            )
+        async with client_for(live) as client:
+            tokens = [await login_token(client)]
+
+            async def attempt(email: str) -> float:
+                form = {"email": email, "password": "wrong guess", "login_csrf": tokens[-1]}
+                started = time.perf_counter()
+                response = await client.post("/login", data=form)
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 401, (response.status_code, email)
+                match = LOGIN_CSRF.search(response.text)  # each form carries a fresh token
+                assert match
+                tokens.append(match.group(1))
+                return elapsed
+
+            await attempt("warm-up@example.com")  # the stand-in hash is made once, here
+            known = min([await attempt(live.email) for _ in range(4)])
+            unknown = min([await attempt(f"nobody{i}@example.com") for i in range(4)])
+    finally:
+        accounts._hasher.cache_clear()
+        accounts._unknown_user_hash.cache_clear()
+    assert unknown > 0.5 * known, (known, unknown)
+    assert known > 0.5 * unknown, (known, unknown)

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailbeacon.core.tokens import KeyRing
+from mailbeacon.store.private_files import secure_local_state
 
 
 class ConfigError(Exception):
@@ -141,7 +142,7 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(p) for p in error["loc"]) or "?"
             problems.append(f"MAILBEACON_{field.upper()}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secure_local_state(settings.var_dir)  # owner-only, existing files repaired with a log line
     settings.key_ring()
     settings.fernet()
     return settings
