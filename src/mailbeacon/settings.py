@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     )
     data_key: str = Field(default="", description="Fernet key encrypting stored passwords.")
     session_days: int = Field(default=14, ge=1, le=365, description="Sign-in lifetime.")
+    smtp_allow_private: bool = Field(
+        default=False,
+        description="Let users' own mailboxes be on loopback, private or link-local addresses.",
+    )
 
     @field_validator("public_url")
     @classmethod
