@@ -4,9 +4,11 @@ settings, tokens or mailbox (S7)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -435,3 +437,59 @@ async def test_sign_in_timing_does_not_tell_known_accounts_from_unknown(
         accounts._unknown_user_hash.cache_clear()
     assert unknown > 0.5 * known, (known, unknown)
     assert known > 0.5 * unknown, (known, unknown)
+
+
+async def raw_request(live: LiveApp, head: str, body: bytes) -> bytes:
+    """Send a request head and part of a body over a raw connection, never finishing the
+    body, and return the status line: the server must answer without reading the rest."""
+    port = int(live.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+
+
+async def test_large_bodies_without_credentials_are_refused_before_they_are_read(
+    live: LiveApp,
+) -> None:
+    """Rule 6: no one unknown makes the web process buffer 12 MB: past 64 KB without a live
+    session or API token, a chunked upload or a declared length is refused at once."""
+    chunk = b"4000\r\n" + b"a" * 0x4000 + b"\r\n"  # 16 KB chunks, never a last chunk
+    for credentials in (
+        "",
+        "Authorization: Bearer mbk_not-a-real-token\n",
+        "Cookie: mb_session=x\n",
+    ):
+        chunked = (
+            "POST /login HTTP/1.1\nHost: app\nContent-Type: application/x-www-form-urlencoded\n"
+            f"Transfer-Encoding: chunked\n{credentials}"
+        )
+        assert (await raw_request(live, chunked, chunk * 5)).startswith(b"HTTP/1.1 413")
+        declared = (
+            "POST /api/v1/messages HTTP/1.1\nHost: app\nContent-Type: application/json\n"
+            f"Content-Length: 5000000\n{credentials}"
+        )
+        assert (await raw_request(live, declared, b"{")).startswith(b"HTTP/1.1 413")
+
+
+async def test_large_bodies_with_credentials_keep_the_documented_limit(live: LiveApp) -> None:
+    big_text = "x" * 300_000
+
+    async def chunks() -> Any:
+        body = json.dumps({"to": ["ann@example.com"], "subject": "Big", "text": big_text})
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536].encode()
+
+    response = await live.client.post(
+        "/api/v1/messages",
+        content=chunks(),
+        headers={**live.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    browser = await sign_in(live, live.email)
+    page = await browser.post("/mail/tracking-preview", {"body": big_text, "format": "text"})
+    assert page.status_code == 200
+    await browser.aclose()

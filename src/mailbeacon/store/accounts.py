@@ -111,6 +111,18 @@ async def create_api_token(session: AsyncSession, user: User, name: str = "") ->
     return token
 
 
+async def api_token_is_live(session: AsyncSession, token: str) -> bool:
+    """Whether `token` is a live (unrevoked) API token; reads only, records nothing."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return False
+    found = await session.scalar(
+        select(ApiToken.id).where(
+            ApiToken.token_hash == token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+    )
+    return found is not None
+
+
 async def user_for_api_token(session: AsyncSession, token: str) -> User | None:
     """The live token's user, recording when the token was last used."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailbeacon.core.policy import N_
 from mailbeacon.runtime import Runtime
 from mailbeacon.web import api
-from mailbeacon.web.auth import CsrfFailed, LoginRequired
+from mailbeacon.web.auth import CsrfFailed, LoginRequired, has_credentials
 from mailbeacon.web.guard import InputGuard
 from mailbeacon.web.pages import auth
 from mailbeacon.web.render import render
@@ -73,7 +74,9 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
             return await http_exception_handler(request, exc)
         return await error_page(request, exc.status_code, "http")
 
-    return BodyLimit(SecurityHeaders(InputGuard(app, error_page)))
+    return BodyLimit(
+        SecurityHeaders(InputGuard(app, error_page)), partial(has_credentials, runtime.engine)
+    )
 
 
 def page_routers() -> list[APIRouter]:
