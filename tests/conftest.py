@@ -34,6 +34,10 @@ from mailbeacon.store.tables import Base
 PG_HOST = os.environ.get("MAILBEACON_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("MAILBEACON_TEST_PG_PORT", "5432"))
 TEST_SECRET = "test-secret-key-0123456789abcdef"
+# The cheapest argon2 parameters for the hundreds of users the tests create (read by
+# store/accounts.py), and the loopback SMTP servers the tests run allowed as mailboxes.
+os.environ.setdefault("MAILBEACON_TEST_CHEAP_HASHES", "1")
+os.environ.setdefault("MAILBEACON_SMTP_ALLOW_PRIVATE", "true")
 
 # The machine is shared and noisy: a per-example deadline measures the neighbours,
 # not our code, and made property tests flaky. Where speed matters it is measured in

@@ -4,6 +4,7 @@ email, password change, API tokens (B9) and the admin-only user list."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from collections.abc import Awaitable, Callable
@@ -268,15 +269,90 @@ async def test_test_email_reports_the_failure(live: LiveApp, smtp_server: SmtpRe
     page = await browser.post("/settings/mailbox/test")
     assert page.status_code == 200
     assert "The test email could not be sent." in page.text
-    assert f"could not reach the mail server 127.0.0.1:{port}" in page.text
+    assert "No mail server could be reached there." in page.text
     assert smtp_server.mails == []  # the default server was not used instead
 
-    # The server's own refusal is shown as it was given.
+    # The server's refusal is reported by kind, not in its own words.
     await browser.post("/settings/mailbox", mailbox_form(port=str(smtp_server.port)))
     smtp_server.refuse.add(live.email)
     refused = await browser.post("/settings/mailbox/test")
     assert "The test email could not be sent." in refused.text
-    assert "mailbox unavailable" in refused.text
+    assert "The mail server did not accept the test email." in refused.text
+    assert "mailbox unavailable" not in refused.text
+    await browser.aclose()
+
+
+def loopback_spellings() -> list[str]:
+    """Ways to write this machine that a naive check by name or text misses."""
+    spellings = ["127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "127.9.9.9"]
+    spellings += ["localhost", "LOCALHOST.", "[::1]", "::ffff:127.0.0.1", "0.0.0.0", "0"]  # noqa: S104
+    return [*spellings, socket.gethostname()]  # a name that resolves to loopback
+
+
+PRIVATE_HOSTS = [
+    "10.0.0.1",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "fe80::1",
+    "fc00::1",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a00:1",
+    "metadata.google.internal",
+    "metadata",
+    "printer.local",
+]
+
+
+async def test_test_email_refuses_loopback_private_and_metadata_destinations(
+    serve_app: ServeApp, database_url: str, smtp_server: SmtpRecorder
+) -> None:
+    """With MAILBEACON_SMTP_ALLOW_PRIVATE off, a user's mailbox cannot reach inside, however
+    the address is written; checked after DNS, on every address the name resolves to."""
+    live = await serve_app(database_url, smtp_url=smtp_server.url, smtp_allow_private=False)
+    browser = await sign_in(live, live.email)
+    for host in [*loopback_spellings(), *PRIVATE_HOSTS]:
+        saved = await browser.post(
+            "/settings/mailbox", mailbox_form(host=host, port=str(smtp_server.port))
+        )
+        assert saved.status_code == 303, (host, saved.text)
+        page = await browser.post("/settings/mailbox/test")
+        assert "MailBeacon does not connect to this address" in page.text, host
+    assert smtp_server.mails == []
+    # The server's own default route (the operator's choice) still works.
+    await browser.post("/settings/mailbox/remove")
+    page = await browser.post("/settings/mailbox/test")
+    assert "The mail server accepted the test email" in page.text
+    await browser.aclose()
+
+
+async def test_test_email_errors_do_not_tell_closed_ports_from_open_ones(live: LiveApp) -> None:
+    """A closed port, a service that is not SMTP and a server that hangs up all read the
+    same, and nothing the other side said reaches the page."""
+
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.6 secret-internal-host\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listeners = [await asyncio.start_server(h, "127.0.0.1", 0) for h in (banner, hang_up)]
+    ports = [closed_port(), *(s.sockets[0].getsockname()[1] for s in listeners)]
+    browser = await sign_in(live, live.email)
+    answers = []
+    for port in ports:
+        await browser.post("/settings/mailbox", mailbox_form(port=str(port)))
+        page = await browser.post("/settings/mailbox/test")
+        assert "secret-internal-host" not in page.text and "SSH" not in page.text
+        alert = re.search(r'<div class="alert error" role="alert">(.*?)</div>', page.text, re.S)
+        assert alert, page.text
+        answers.append(" ".join(alert.group(1).split()))
+    assert len(set(answers)) == 1, answers
+    for listener in listeners:
+        listener.close()
     await browser.aclose()
 
 

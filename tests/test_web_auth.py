@@ -4,14 +4,18 @@ settings, tokens or mailbox (S7)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
-from typing import cast
+import time
+from typing import Any, cast
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailbeacon.runtime import Runtime
+from mailbeacon.store import accounts
 from mailbeacon.store.tables import ApiToken, Mailbox, User
 from tests.conftest import LiveApp
 from tests.web_helpers import (
@@ -374,3 +378,118 @@ async def test_sign_in_follows_the_browser_time_zone_until_one_is_chosen(live: L
     finally:
         await browser.aclose()
     assert await sign_in_from("America/New_York") == "UTC"  # chosen in Settings: kept
+
+
+async def test_signed_in_pages_and_api_answers_are_not_stored(live: LiveApp) -> None:
+    """Cache-Control: no-store on every answer that can hold a user's data; static files cache."""
+    browser = await sign_in(live, live.email)
+    responses = [
+        await browser.get("/mail"),
+        await browser.get("/settings"),
+        await browser.get("/contacts"),
+        await browser.get("/notifications"),
+        await browser.get("/mail/999999"),  # an error page
+        await browser.post("/notifications/read-all"),  # a redirect
+        await live.client.get("/api/v1/messages", headers=live.auth()),
+        await live.client.get("/api/v1/messages/999999", headers=live.auth()),
+    ]
+    for response in responses:
+        assert response.headers.get("cache-control") == "no-store", response.url
+    static = await browser.get("/static/app.css")
+    assert static.status_code == 200
+    assert "no-store" not in static.headers.get("cache-control", "")
+    await browser.aclose()
+
+
+async def test_sign_in_timing_does_not_tell_known_accounts_from_unknown(
+    live: LiveApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong password for a real account and any password for an unknown email take as
+    long: both run one argon2 check at the production cost (min of several runs each)."""
+    monkeypatch.delenv(accounts.CHEAP_HASHES_VARIABLE)
+    accounts._hasher.cache_clear()
+    accounts._unknown_user_hash.cache_clear()
+    try:
+        real_hash = accounts.hash_password(PASSWORD)
+        async with runtime_of(live).engine.begin() as conn:
+            await conn.execute(
+                update(User).where(User.id == live.user_id).values(password_hash=real_hash)
+            )
+        async with client_for(live) as client:
+            tokens = [await login_token(client)]
+
+            async def attempt(email: str) -> float:
+                form = {"email": email, "password": "wrong guess", "login_csrf": tokens[-1]}
+                started = time.perf_counter()
+                response = await client.post("/login", data=form)
+                elapsed = time.perf_counter() - started
+                assert response.status_code == 401, (response.status_code, email)
+                match = LOGIN_CSRF.search(response.text)  # each form carries a fresh token
+                assert match
+                tokens.append(match.group(1))
+                return elapsed
+
+            await attempt("warm-up@example.com")  # the stand-in hash is made once, here
+            known = min([await attempt(live.email) for _ in range(4)])
+            unknown = min([await attempt(f"nobody{i}@example.com") for i in range(4)])
+    finally:
+        accounts._hasher.cache_clear()
+        accounts._unknown_user_hash.cache_clear()
+    assert unknown > 0.5 * known, (known, unknown)
+    assert known > 0.5 * unknown, (known, unknown)
+
+
+async def raw_request(live: LiveApp, head: str, body: bytes) -> bytes:
+    """Send a request head and part of a body over a raw connection, never finishing the
+    body, and return the status line: the server must answer without reading the rest."""
+    port = int(live.base_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+
+
+async def test_large_bodies_without_credentials_are_refused_before_they_are_read(
+    live: LiveApp,
+) -> None:
+    """Rule 6: no one unknown makes the web process buffer 12 MB: past 64 KB without a live
+    session or API token, a chunked upload or a declared length is refused at once."""
+    chunk = b"4000\r\n" + b"a" * 0x4000 + b"\r\n"  # 16 KB chunks, never a last chunk
+    for credentials in (
+        "",
+        "Authorization: Bearer mbk_not-a-real-token\n",
+        "Cookie: mb_session=x\n",
+    ):
+        chunked = (
+            "POST /login HTTP/1.1\nHost: app\nContent-Type: application/x-www-form-urlencoded\n"
+            f"Transfer-Encoding: chunked\n{credentials}"
+        )
+        assert (await raw_request(live, chunked, chunk * 5)).startswith(b"HTTP/1.1 413")
+        declared = (
+            "POST /api/v1/messages HTTP/1.1\nHost: app\nContent-Type: application/json\n"
+            f"Content-Length: 5000000\n{credentials}"
+        )
+        assert (await raw_request(live, declared, b"{")).startswith(b"HTTP/1.1 413")
+
+
+async def test_large_bodies_with_credentials_keep_the_documented_limit(live: LiveApp) -> None:
+    big_text = "x" * 300_000
+
+    async def chunks() -> Any:
+        body = json.dumps({"to": ["ann@example.com"], "subject": "Big", "text": big_text})
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536].encode()
+
+    response = await live.client.post(
+        "/api/v1/messages",
+        content=chunks(),
+        headers={**live.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    browser = await sign_in(live, live.email)
+    page = await browser.post("/mail/tracking-preview", {"body": big_text, "format": "text"})
+    assert page.status_code == 200
+    await browser.aclose()

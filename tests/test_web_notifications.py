@@ -179,7 +179,7 @@ async def test_signed_out_pages_and_bad_input(live: LiveApp) -> None:
     assert response.status_code == 303
     owner = await sign_in(live, live.email)
     assert (await owner.post(f"/notifications/{2**70}/read")).status_code == 404
-    assert (await owner.get("/notifications?page=0")).status_code == 422
+    assert (await owner.get("/notifications?page=0")).status_code == 200  # page 1
     page = (await owner.get("/notifications?page=7")).text
     assert "No notifications yet" in page
     await owner.aclose()
@@ -230,7 +230,7 @@ async def event_stream(
     async with browser.client.stream("GET", "/notifications/stream", headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-store"
         assert response.headers["x-accel-buffering"] == "no"
         yield EventStream(response.aiter_lines())
 

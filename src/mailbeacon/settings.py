@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mailbeacon.core.forwarded import Network, ProxyHeader, parse_networks
 from mailbeacon.core.tokens import KeyRing
+from mailbeacon.store.private_files import secure_local_state
 
 # A path prefix under PUBLIC_URL: plain segments, nothing a proxy or a mail
 # client could normalise differently (no dots, no escapes, no empty segments).
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     proxy_header: ProxyHeader = Field(
         default=ProxyHeader.X_FORWARDED_FOR,
         description="The header the trusted proxies write the client chain into.",
+    )
+    smtp_allow_private: bool = Field(
+        default=False,
+        description="Let users' own mailboxes be on loopback, private or link-local addresses.",
     )
 
     @field_validator("public_url")
@@ -224,7 +229,7 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(p) for p in error["loc"]) or "?"
             problems.append(f"MAILBEACON_{field.upper()}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secure_local_state(settings.var_dir)  # owner-only, existing files repaired with a log line
     settings.key_ring()
     settings.fernet()
     return settings

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 from datetime import UTC, datetime
+from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailbeacon.store.tables import ApiToken, User
 
 TOKEN_PREFIX = "mbk_"  # noqa: S105 - a marker, not a secret
-_hasher = PasswordHasher()
+# For the test suite only: the cheapest argon2 parameters, so that the hundreds of
+# users the tests create cost nothing. Stored hashes carry their own parameters, so
+# a hash made either way verifies either way.
+CHEAP_HASHES_VARIABLE = "MAILBEACON_TEST_CHEAP_HASHES"
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    """Read on first use, so a test run can choose before anything is hashed."""
+    if os.environ.get(CHEAP_HASHES_VARIABLE) == "1":
+        return PasswordHasher.from_parameters(profiles.CHEAPEST)
+    return PasswordHasher()
 
 
 class AccountError(ValueError):
@@ -25,15 +38,34 @@ class AccountError(ValueError):
 
 def hash_password(password: str) -> str:
     """An argon2id hash (salted, tunable, the current recommendation)."""
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def password_matches(password_hash: str, password: str) -> bool:
     """Constant-time check; a malformed stored hash never matches."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _unknown_user_hash() -> str:
+    """A hash no password matches, made like every stored one, so checking it costs the same."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def sign_in_matches(user: User | None, password: str) -> bool:
+    """Whether `password` signs `user` in, taking as long for an unknown email (no user).
+
+    Without the stand-in hash, an unknown email answered at once and a known one
+    after an argon2 check: the delay told which addresses have an account.
+    Blocking and slow on purpose: call it off the event loop.
+    """
+    if user is None:
+        password_matches(_unknown_user_hash(), password)
+        return False
+    return password_matches(user.password_hash, password)
 
 
 def token_digest(token: str) -> str:
@@ -42,7 +74,9 @@ def token_digest(token: str) -> str:
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:
-    """Emails are matched case-insensitively."""
+    """Emails are matched case-insensitively; one with NUL (no column holds it) matches no one."""
+    if "\x00" in email:
+        return None
     result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
     return result.scalar_one_or_none()
 
@@ -75,6 +109,18 @@ async def create_api_token(session: AsyncSession, user: User, name: str = "") ->
     )
     await session.flush()
     return token
+
+
+async def api_token_is_live(session: AsyncSession, token: str) -> bool:
+    """Whether `token` is a live (unrevoked) API token; reads only, records nothing."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return False
+    found = await session.scalar(
+        select(ApiToken.id).where(
+            ApiToken.token_hash == token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+    )
+    return found is not None
 
 
 async def user_for_api_token(session: AsyncSession, token: str) -> User | None:

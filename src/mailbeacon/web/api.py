@@ -23,8 +23,10 @@ from mailbeacon.store.accounts import user_for_api_token
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Event, Link, Message, Recipient
 from mailbeacon.web import runtime_of
+from mailbeacon.web.inputs import ApiId, StrictJsonRoute
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+# Bodies are read with `strict_json`: NaN, 1e999, lone surrogates and NUL are a 422 (rule 6).
+router = APIRouter(prefix="/api/v1", tags=["messages"], route_class=StrictJsonRoute)
 bearer = HTTPBearer(auto_error=False, description="An API token from `mailbeacon token create`.")
 
 
@@ -248,7 +250,7 @@ async def list_messages(
     response_model=MessageDetail,
     summary="One message with recipients, links and its event timeline",
 )
-async def get_message(message_id: int, request: Request, user_id: UserId) -> dict[str, Any]:
+async def get_message(message_id: ApiId, request: Request, user_id: UserId) -> dict[str, Any]:
     return await _detail(runtime_of(request), user_id, message_id)
 
 

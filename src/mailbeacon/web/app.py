@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailbeacon.core.policy import N_
 from mailbeacon.runtime import Runtime
 from mailbeacon.web import api
-from mailbeacon.web.auth import CsrfFailed, LoginRequired
+from mailbeacon.web.auth import CsrfFailed, LoginRequired, has_credentials
+from mailbeacon.web.guard import InputGuard
 from mailbeacon.web.pages import auth
 from mailbeacon.web.prefix import PublicPrefix, app_path
 from mailbeacon.web.render import render
@@ -73,10 +75,10 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
             return await http_exception_handler(request, exc)
         return await error_page(request, exc.status_code, "http")
 
+    guarded = InputGuard(app, error_page)
     prefix = runtime.settings.public_path
-    if not prefix:
-        return BodyLimit(SecurityHeaders(app))
-    return BodyLimit(SecurityHeaders(PublicPrefix(app, prefix)))
+    routed = PublicPrefix(guarded, prefix) if prefix else guarded
+    return BodyLimit(SecurityHeaders(routed), partial(has_credentials, runtime.engine))
 
 
 def page_routers() -> list[APIRouter]:
@@ -89,6 +91,7 @@ def page_routers() -> list[APIRouter]:
 async def error_page(request: Request, status_code: int, kind: str) -> Response:
     """An HTML error page in the visitor's language (the API keeps JSON errors)."""
     titles: dict[int, str] = {
+        400: N_("Please check what you sent"),
         403: N_("Not allowed"),
         404: N_("Not found"),
         405: N_("Not allowed"),
@@ -98,6 +101,10 @@ async def error_page(request: Request, status_code: int, kind: str) -> Response:
     messages: dict[str | int, str] = {
         "csrf": N_(
             "This form expired or came from another site. Go back, reload the page and try again."
+        ),
+        "nul": N_(
+            "What you sent contains a NUL character, which no field accepts. "
+            "Remove it and try again."
         ),
         404: N_("There is nothing here. It may have been removed, or it belongs to someone else."),
     }

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.requests import HTTPConnection
 
+from mailbeacon.store.accounts import api_token_is_live
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User, WebSession
 from mailbeacon.web.prefix import app_path
@@ -25,6 +29,7 @@ from mailbeacon.web.prefix import app_path
 SESSION_COOKIE = "mb_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+Scope = MutableMapping[str, Any]
 
 
 class LoginRequired(Exception):
@@ -104,6 +109,25 @@ async def require_user(request: Request) -> SignedIn:
             path += "?" + request.url.query
         raise LoginRequired(path)
     return current
+
+
+async def has_credentials(engine: AsyncEngine, scope: Scope) -> bool:
+    """Whether a request carries a live session cookie or a live API token.
+
+    Read before the body is (see `security.BodyLimit`), so it looks only at headers.
+    """
+    connection = HTTPConnection(scope)
+    session_id = connection.cookies.get(SESSION_COOKIE, "")
+    authorization = connection.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    async with sessions(engine)() as db:
+        if session_id and len(session_id) <= 100:
+            web_session = await db.get(WebSession, _digest(session_id))
+            if web_session is not None and web_session.expires_at >= datetime.now(UTC):
+                return True
+        if scheme.lower() == "bearer" and token:
+            return await api_token_is_live(db, token.strip())
+    return False
 
 
 def csrf_ok(current: SignedIn, submitted: str | None) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Notification
 from mailbeacon.web.auth import CSRF_FIELD, SignedIn, signed_in
+from mailbeacon.web.frames import quiet_document
 from mailbeacon.web.i18n import LANGUAGES, Localizer, negotiate
 from mailbeacon.web.prefix import app_path
 
@@ -26,6 +27,7 @@ environment = Environment(
     undefined=StrictUndefined,
 )
 environment.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+environment.filters["quiet_document"] = quiet_document
 templates = Jinja2Templates(env=environment)
 
 

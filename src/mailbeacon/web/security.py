@@ -28,6 +28,13 @@ HEADERS = [
 ]
 
 
+# Pages and API answers hold one user's data (S7): no browser or proxy keeps a copy,
+# so the back button after signing out, or the next user of a shared computer, finds
+# nothing. Only our static files (the same for everyone) may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+CACHEABLE_PREFIX = "/static/"
+
+
 class SecurityHeaders:
     """A bare ASGI middleware: adds the headers, leaves streaming (SSE) alone."""
 
@@ -39,10 +46,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        wanted = HEADERS if scope["path"].startswith(CACHEABLE_PREFIX) else [*HEADERS, NO_STORE]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in HEADERS if n not in present]
+                extra = [(n, v) for n, v in wanted if n not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
@@ -50,24 +59,41 @@ class SecurityHeaders:
 
 
 MAX_BODY_BYTES = 12 * 1024 * 1024  # an email body may be 5 MB of text, form-encoded
-# Up to this much of a refused body is read and dropped, so that the client,
+# Without a valid session or API token only small bodies are read: the sign-in form
+# is well under this. Nobody unknown makes the process buffer megabytes.
+ANONYMOUS_BODY_BYTES = 64 * 1024
+# Up to this much of a refused body is read and dropped, so that a signed-in client,
 # still sending, gets to read the 413 instead of a reset connection.
 DRAIN_BYTES = 64 * 1024 * 1024
 TOO_LARGE = b"Request body too large"
+
+Authenticated = Callable[[Scope], Awaitable[bool]]
 
 
 class BodyLimit:
     """Refuses request bodies over a limit with 413, before anything parses them.
 
-    A declared Content-Length over the limit is refused at once. A chunked
-    body (no length declared; rare outside scripts) is read into memory up to
-    the limit first and only then handed on, so neither kind can fill the
-    memory of the process that also answers every tracking pixel.
+    Bodies up to `anonymous_bytes` pass at once. A larger one (or a chunked one,
+    whose size is unknown) is read only when the request carries a valid session
+    or API token (`authenticated`, one indexed lookup); anyone else gets the 413
+    before a byte of the body is read. A declared Content-Length over `max_bytes`
+    is refused at once. A chunked body is read into memory up to its limit first
+    and only then handed on, so neither kind can fill the memory of the process
+    that also answers every tracking pixel.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticated: Authenticated,
+        *,
+        max_bytes: int = MAX_BODY_BYTES,
+        anonymous_bytes: int = ANONYMOUS_BODY_BYTES,
+    ) -> None:
         self.app = app
+        self.authenticated = authenticated
         self.max_bytes = max_bytes
+        self.anonymous_bytes = anonymous_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,25 +101,39 @@ class BodyLimit:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                if length.isdigit() and int(length) <= DRAIN_BYTES:
+            if not length.isdigit():
+                await _refuse(send)
+                return
+            size = int(length)
+            if size <= self.anonymous_bytes:
+                await self.app(scope, receive, send)
+                return
+            if not await self.authenticated(scope):
+                await _refuse(send)  # the body is never read
+                return
+            if size > self.max_bytes:
+                if size <= DRAIN_BYTES:
                     await _drain(receive, DRAIN_BYTES)
                 await _refuse(send)
                 return
             await self.app(scope, receive, send)
             return
-        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+        if not chunked:
             await self.app(scope, receive, send)
             return
+        signed_in = await self.authenticated(scope)
+        limit = self.max_bytes if signed_in else self.anonymous_bytes
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client went away
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await _drain(receive, DRAIN_BYTES - len(body))
+            if len(body) > limit:
+                if signed_in:
+                    await _drain(receive, DRAIN_BYTES - len(body))
                 await _refuse(send)
                 return
             if not message.get("more_body", False):

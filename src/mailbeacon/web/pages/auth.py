@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailbeacon.core.hits import truncate_ip
-from mailbeacon.store.accounts import password_matches, user_by_email
+from mailbeacon.store.accounts import sign_in_matches, user_by_email
 from mailbeacon.store.db import sessions
 from mailbeacon.web.auth import (
     SESSION_COOKIE,
@@ -107,9 +107,8 @@ async def login(
     async with sessions(runtime.engine)() as db, db.begin():
         user = await user_by_email(db, email.strip())
         # argon2 is deliberately slow: off the event loop, which also answers pixels.
-        matches = user is not None and await asyncio.to_thread(
-            password_matches, user.password_hash, password
-        )
+        # An unknown email is checked against a stand-in hash: the same delay either way.
+        matches = await asyncio.to_thread(sign_in_matches, user, password)
         if user is None or not matches:
             throttle.failed(network, email)
             return await _login_page(request, safe_next(next), "wrong", email, 401)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,6 +35,7 @@ from mailbeacon.store.notifications import (
 )
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user, signed_in
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.inputs import id_or_404, parse_cursor, parse_page
 from mailbeacon.web.paging import pager
 from mailbeacon.web.render import localizer_for, render
 
@@ -42,8 +43,6 @@ router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
 
 PER_PAGE = 30
-MAX_PAGE = 100_000
-MAX_ID = 2**63 - 1  # ids are 64-bit; anything larger names nothing
 POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 # A stream ends by itself after this long and the browser reconnects `RETRY_MS`
@@ -98,11 +97,12 @@ def _feed_url(page: int) -> str:
 async def feed(
     request: Request,
     current: Annotated[SignedIn, Depends(require_user)],
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: str = "1",
 ) -> HTMLResponse:
-    """The user's notifications, newest first, 30 to a page."""
+    """The user's notifications, newest first, 30 to a page (an odd ?page= is page 1)."""
+    number = parse_page(page)
     async with sessions(request.app.state.runtime.engine)() as db:
-        items, total = await notifications_page(db, current.user.id, page, PER_PAGE)
+        items, total = await notifications_page(db, current.user.id, number, PER_PAGE)
     l10n = localizer_for(request, current)
     entries = [FeedEntry(item, describe(item, l10n), mail_url(item)) for item in items]
     return await render(
@@ -111,8 +111,8 @@ async def feed(
         {
             "entries": entries,
             "total": total,
-            "page": page,
-            "pager": pager("/notifications", page, PER_PAGE, total),
+            "page": number,
+            "pager": pager("/notifications", number, PER_PAGE, total),
         },
     )
 
@@ -129,18 +129,17 @@ async def read_all(
 @router.post("/notifications/{notification_id}/read")
 async def read_one(
     request: Request,
-    notification_id: int,
+    notification_id: str,
     current: Annotated[SignedIn, Depends(require_csrf)],
-    page: Annotated[int, Form(ge=1, le=MAX_PAGE)] = 1,
+    page: Annotated[str, Form()] = "1",
 ) -> Response:
     """Mark one notification read; another user's (or none) is a 404, never a 403 (S7)."""
-    if not 0 < notification_id <= MAX_ID:
-        raise HTTPException(404)
+    row_id = id_or_404(notification_id)
     async with sessions(request.app.state.runtime.engine)() as db, db.begin():
-        found = await mark_read(db, current.user.id, notification_id, datetime.now(UTC))
+        found = await mark_read(db, current.user.id, row_id, datetime.now(UTC))
     if not found:
         raise HTTPException(404)
-    return RedirectResponse(_feed_url(page), status_code=303)
+    return RedirectResponse(_feed_url(parse_page(page)), status_code=303)
 
 
 @router.get("/notifications/stream")
@@ -160,16 +159,14 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(
         events,
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 def _last_event_id(request: Request, latest_id: int) -> int | None:
     """The cursor a reconnecting browser sends back, if it is one we could have sent."""
-    value = request.headers.get("last-event-id", "").strip()
-    if not value.isdigit() or len(value) > 19:
-        return None
-    return min(int(value), latest_id)
+    cursor = parse_cursor(request.headers.get("last-event-id", ""))
+    return None if cursor is None else min(cursor, latest_id)
 
 
 def _unread_event(

@@ -20,7 +20,7 @@ from email.message import EmailMessage, Message
 from email.policy import default
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, func, literal, select, true
@@ -30,14 +30,13 @@ from mailbeacon.core.policy import N_
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import OutboxMail, User
 from mailbeacon.web.auth import SignedIn, require_user
+from mailbeacon.web.inputs import id_or_404, parse_page
 from mailbeacon.web.paging import pager
 from mailbeacon.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 30
-MAX_PAGE = 100_000
-MAX_ID = 2**63 - 1
 SOURCE_LIMIT = 200 * 1024
 # Header names double as their (translated) labels.
 SHOWN_HEADERS = (N_("From"), N_("To"), N_("Cc"), N_("Subject"))
@@ -77,10 +76,11 @@ def _sent_by(row: OutboxMail, user: User) -> bool:
 async def outbox_list(
     request: Request,
     current: Annotated[SignedIn, Depends(require_user)],
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page: str = "1",
 ) -> HTMLResponse:
-    """Captured mail, newest first."""
+    """Captured mail, newest first (an odd ?page= is page 1)."""
     _require_outbox(request)
+    number = parse_page(page)
     visible = _visible_to(current.user)
     async with sessions(request.app.state.runtime.engine)() as db:
         total = int(await db.scalar(select(func.count(OutboxMail.id)).where(visible)) or 0)
@@ -90,7 +90,7 @@ async def outbox_list(
                 .options(load_only(*LIST_COLUMNS))
                 .where(visible)
                 .order_by(OutboxMail.received_at.desc(), OutboxMail.id.desc())
-                .offset((page - 1) * PER_PAGE)
+                .offset((number - 1) * PER_PAGE)
                 .limit(PER_PAGE)
             )
         ).all()
@@ -100,8 +100,8 @@ async def outbox_list(
         {
             "mails": rows,
             "total": total,
-            "page": page,
-            "pager": pager("/outbox", page, PER_PAGE, total),
+            "page": number,
+            "pager": pager("/outbox", number, PER_PAGE, total),
         },
     )
 
@@ -113,7 +113,7 @@ def _list_url(page: int) -> str:
 @router.get("/outbox/{mail_id}")
 async def outbox_mail(
     request: Request,
-    mail_id: int,
+    mail_id: str,
     current: Annotated[SignedIn, Depends(require_user)],
     preview: bool = False,
 ) -> HTMLResponse:
@@ -123,11 +123,10 @@ async def outbox_mail(
     loading it fires that sender's pixel, an open their recipient never made.
     """
     _require_outbox(request)
-    if not 0 < mail_id <= MAX_ID:
-        raise HTTPException(404)
+    row_id = id_or_404(mail_id)
     async with sessions(request.app.state.runtime.engine)() as db:
         row = await db.scalar(
-            select(OutboxMail).where(OutboxMail.id == mail_id, _visible_to(current.user))
+            select(OutboxMail).where(OutboxMail.id == row_id, _visible_to(current.user))
         )
     if row is None:
         raise HTTPException(404)

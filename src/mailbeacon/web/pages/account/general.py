@@ -6,6 +6,7 @@ language and zone every page is shown in, and the name in the From header.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
@@ -34,6 +35,16 @@ from mailbeacon.web.render import render
 router = APIRouter(include_in_schema=False)
 
 MAX_DISPLAY_NAME = 200
+# Control characters (U+0085 NEL among them), line and paragraph separators (U+2028,
+# U+2029) and lone surrogates: header folding may turn any of them into a line break.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def has_unsafe_characters(value: str) -> bool:
+    """True when `value` holds a character that may break a header line, in any script."""
+    return has_control_characters(value) or any(
+        unicodedata.category(char) in UNSAFE_CATEGORIES for char in value
+    )
 
 
 @cache
@@ -80,7 +91,7 @@ def display_name_problem(email: str, name: str) -> Problem | None:
     """The name goes into the From header of every email, so it must survive one intact."""
     if len(name) > MAX_DISPLAY_NAME:
         return Problem(N_("Use at most %(max)s characters."), {"max": str(MAX_DISPLAY_NAME)})
-    if has_control_characters(name):
+    if has_unsafe_characters(name):
         return Problem(N_("The name cannot contain line breaks or control characters."))
     try:
         parsed = parse_mailbox(str(Address(email, name)))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import aiosmtplib
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -19,7 +21,12 @@ from mailbeacon.core.addresses import Mailbox as Address
 from mailbeacon.core.addresses import has_control_characters
 from mailbeacon.core.mime import build_copy, new_message_id
 from mailbeacon.core.policy import N_
-from mailbeacon.mail.smtp import Delivery, SmtpTarget, deliver
+from mailbeacon.mail.destinations import (
+    RefusedDestination,
+    UnreachableDestination,
+    connect_checked,
+)
+from mailbeacon.mail.smtp import Delivery, SmtpTarget
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.db import sessions
 from mailbeacon.store.mailboxes import (
@@ -151,10 +158,27 @@ def mail_route(runtime: Runtime, mailbox: MailboxSettings | None) -> MailRoute:
 
 @dataclass(frozen=True, slots=True)
 class TestOutcome:
-    """What the mail server answered to the test email: empty error means accepted."""
+    """How the test email went: empty error means accepted, else one of TEST_ERRORS (English)."""
 
     address: str
     error: str
+
+
+# What a failed test email says. Never the other side's words (a banner or a reply
+# could come from any internal service), and one text for every way a connection
+# fails, so the page cannot be used to map which ports are open where.
+NOT_ALLOWED = N_(
+    "MailBeacon does not connect to this address: it is on this machine or a private "
+    "network. Use your mail provider's public server name, or ask your administrator."
+)
+UNREACHABLE = N_(
+    "No mail server could be reached there. Check the host name, the port and the security."
+)
+LOGIN_FAILED = N_("The mail server did not accept the user name and password.")
+NOT_ACCEPTED = N_(
+    "The mail server did not accept the test email. Check that this account may send "
+    "as your address."
+)
 
 
 async def own_mailbox(runtime: Runtime, user_id: int) -> MailboxSettings | None:
@@ -267,11 +291,57 @@ def self_addressed_email(user: User, l10n: Localizer, server: str) -> Delivery:
 
 
 async def send_test_email(runtime: Runtime, user: User, l10n: Localizer) -> TestOutcome:
-    """Send through exactly the route real mail takes and report what the server said."""
+    """Send through the route real mail takes and say, generically, how it went.
+
+    The user's own mailbox must be on a public address (see `mail.destinations`)
+    unless the operator allows private ones; the server's default route is the
+    operator's own choice and is used as it is.
+    """
     target: SmtpTarget = replace(await runtime.smtp_target_for(user), timeout=TEST_EMAIL_TIMEOUT)
+    own = await own_mailbox(runtime, user.id) is not None
     delivery = self_addressed_email(user, l10n, f"{target.host}:{target.port}")
-    results = await deliver(target, [delivery])
-    return TestOutcome(user.email, results[0].error if results else "")
+    try:
+        sock = await connect_checked(
+            target.host,
+            target.port,
+            allow_private=runtime.settings.smtp_allow_private or not own,
+            connect_seconds=TEST_EMAIL_TIMEOUT,
+        )
+    except RefusedDestination:
+        return TestOutcome(user.email, NOT_ALLOWED)
+    except UnreachableDestination:
+        return TestOutcome(user.email, UNREACHABLE)
+    return TestOutcome(user.email, await _hand_over(target, sock, delivery))
+
+
+async def _hand_over(target: SmtpTarget, sock: socket.socket, delivery: Delivery) -> str:
+    """Deliver over the already connected (checked) socket; '' or a generic error text."""
+    client = aiosmtplib.SMTP(
+        hostname=target.host,  # what TLS verifies, though the socket is already connected
+        sock=sock,
+        use_tls=target.security == "tls",
+        start_tls=target.security == "starttls",
+        username=target.username or None,
+        password=target.password or None,
+        timeout=target.timeout,
+    )
+    try:
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError:
+            return LOGIN_FAILED
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            return UNREACHABLE
+        try:
+            errors, _ = await client.send_message(
+                delivery.message, sender=delivery.envelope_from, recipients=[delivery.recipient]
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            return NOT_ACCEPTED
+        return NOT_ACCEPTED if errors else ""
+    finally:
+        client.close()
+        sock.close()
 
 
 @router.post("/settings/mailbox/test")

@@ -18,6 +18,7 @@ from mailbeacon.store.tables import User
 from mailbeacon.store.users import revoke_token, tokens_of
 from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
+from mailbeacon.web.inputs import id_or_404
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
     CurrentUser,
@@ -32,7 +33,6 @@ from mailbeacon.web.render import render
 router = APIRouter(include_in_schema=False)
 
 MAX_TOKEN_NAME = 100
-MAX_ID = 2**63 - 1
 
 
 def token_name_problem(name: str) -> Problem | None:
@@ -92,10 +92,9 @@ async def create_token(request: Request, current: CheckedUser, name: FormText = 
 
 
 @router.post("/settings/tokens/{token_id}/revoke")
-async def revoke(request: Request, current: CheckedUser, token_id: int) -> Response:
-    if not 0 < token_id <= MAX_ID:
-        raise HTTPException(404)
+async def revoke(request: Request, current: CheckedUser, token_id: str) -> Response:
+    row_id = id_or_404(token_id)
     async with sessions(runtime_of(request).engine)() as db, db.begin():
-        if not await revoke_token(db, current.user.id, token_id):
+        if not await revoke_token(db, current.user.id, row_id):
             raise HTTPException(404)
     return redirect_done("/settings/tokens", "revoked")

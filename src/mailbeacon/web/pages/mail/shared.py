@@ -20,12 +20,11 @@ from mailbeacon.store.db import sessions
 from mailbeacon.store.queries import Activity
 from mailbeacon.store.tables import Message, Recipient
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user
+from mailbeacon.web.inputs import parse_page
 from mailbeacon.web.paging import url_with
 
 Current = Annotated[SignedIn, Depends(require_user)]
 Checked = Annotated[SignedIn, Depends(require_csrf)]
-
-MAX_PAGE = 100_000
 
 # Which stored reasons explain missing open tracking, and which missing link tracking.
 OPEN_REASONS = frozenset(
@@ -148,8 +147,8 @@ def track_icons(
 
 
 def page_number(value: str) -> int:
-    """A lenient ?page=: anything odd is page 1, never an error page."""
-    return min(int(value), MAX_PAGE) if value.isdigit() and int(value) > 0 else 1
+    """A lenient ?page=: anything odd is page 1, never an error page (see `inputs`)."""
+    return parse_page(value)
 
 
 def contact_url(address: str) -> str:
