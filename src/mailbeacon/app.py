@@ -5,6 +5,7 @@ from __future__ import annotations
 from mailbeacon.collector.app import Collector
 from mailbeacon.runtime import Runtime
 from mailbeacon.settings import Settings, load_settings
+from mailbeacon.store.links import StoredLinks
 from mailbeacon.web.app import create_web_app
 
 
@@ -12,4 +13,5 @@ def create_app(settings: Settings | None = None, *, run_processor: bool = True) 
     """The whole app. Hits to /o/ and /c/ never reach the web framework."""
     settings = settings or load_settings()
     runtime = Runtime(settings, run_processor=run_processor and settings.embedded_worker)
-    return Collector(runtime.keys, runtime.hits, create_web_app(runtime))
+    links = StoredLinks(runtime.engine)
+    return Collector(runtime.keys, runtime.hits, create_web_app(runtime), links=links)
