@@ -158,7 +158,8 @@ def test_one_overlong_mailbox_is_refused() -> None:
         ('"a \\"b\\" c" <x@example.com>', Mailbox("x@example.com", 'a "b" c')),
         ("<x@example.com>", Mailbox("x@example.com")),
         ("Dr. Anna   Bo <x@example.com>", Mailbox("x@example.com", "Dr. Anna Bo")),
-        ("=?utf-8?q?Hi=0D=0ABcc:_x?= <x@example.com>", Mailbox("x@example.com", "=?utf-8?q?Hi=0D=0ABcc:_x?=")),
+        ("=?utf-8?q?Hi=0D=0ABcc:_x?= <x@example.com>",
+         Mailbox("x@example.com", "=?utf-8?q?Hi=0D=0ABcc:_x?=")),
     ],
 )  # fmt: skip
 def test_mailbox_forms(value: str, expected: Mailbox) -> None:

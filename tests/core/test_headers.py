@@ -6,8 +6,8 @@ the email package decoded and re-folded into real headers on Python 3.11.7.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 import re
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import EmailMessage
