@@ -6,6 +6,7 @@ from mailbeacon.collector.app import ASGIApp, Collector
 from mailbeacon.proxy import TrustedProxies
 from mailbeacon.runtime import Runtime
 from mailbeacon.settings import Settings, load_settings
+from mailbeacon.store.links import StoredLinks
 from mailbeacon.web.app import create_web_app
 
 
@@ -18,7 +19,10 @@ def create_app(settings: Settings | None = None, *, run_processor: bool = True) 
     settings = settings or load_settings()
     runtime = Runtime(settings, run_processor=run_processor and settings.embedded_worker)
     web = create_web_app(runtime)
-    app: ASGIApp = Collector(runtime.keys, runtime.hits, web, prefix=settings.public_path)
+    links = StoredLinks(runtime.engine)
+    app: ASGIApp = Collector(
+        runtime.keys, runtime.hits, web, prefix=settings.public_path, links=links
+    )
     if settings.trusted_proxies:
         app = TrustedProxies(app, settings.trusted_proxies, settings.proxy_header)
     return app

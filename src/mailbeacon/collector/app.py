@@ -21,6 +21,7 @@ from urllib.parse import quote
 from mailbeacon.core.hits import Hit, HitKind, new_hit_id, truncate_ip
 from mailbeacon.core.tokens import InvalidToken, KeyRing, TokenKind
 from mailbeacon.store.hitlog import HitLog
+from mailbeacon.store.links import StoredLinks
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ PIXEL_HEADERS = [
 ]
 # Pages and redirects: also keep the token out of Referer headers and indexes.
 PAGE_HEADERS = [*NO_CACHE, (b"referrer-policy", b"no-referrer"), (b"x-robots-tag", b"noindex")]
+UNAVAILABLE_BODY = (
+    b"<!doctype html><meta charset=utf-8><title>Try again</title>"
+    b"<p>This link cannot be opened right now. Please try again in a moment.</p>"
+)
 NOT_FOUND_BODY = (
     b"<!doctype html><meta charset=utf-8><title>Link not valid</title>"
     b"<p>This link is not valid. It may have been copied incompletely.</p>"
@@ -86,12 +91,20 @@ class Collector:
     working whichever way the proxy is set up, now or after it changes.
     """
 
-    def __init__(self, keys: KeyRing, hits: HitLog, app: ASGIApp, prefix: str = "") -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        hits: HitLog,
+        app: ASGIApp,
+        prefix: str = "",
+        links: StoredLinks | None = None,
+    ) -> None:
         self.keys = keys
         self.hits = hits
         self.app = app
         self.prefix = prefix
         self.prefixed = prefix + "/"
+        self.links = links
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -121,8 +134,25 @@ class Collector:
     async def _click(self, scope: Scope, send: Send, token: str) -> None:
         try:
             verified = self.keys.verify(token, TokenKind.CLICK)
-            location = location_header(verified.url)
-        except (InvalidToken, UnicodeEncodeError):
+        except InvalidToken:
+            await self._not_found(scope, send)
+            return
+        url = verified.url
+        if verified.needs_stored_url:
+            # A long link: its token names the stored link and signs the URL's digest.
+            try:
+                stored = await self._stored_url(verified.message_id, verified.link_id)
+            except Exception:
+                log.exception("link %s could not be loaded", verified.link_id)
+                await self._page(scope, send, 503, UNAVAILABLE_BODY, [(b"retry-after", b"5")])
+                return
+            if stored is None or not verified.covers(stored):
+                await self._not_found(scope, send)
+                return
+            url = stored
+        try:
+            location = location_header(url)
+        except UnicodeEncodeError:
             await self._not_found(scope, send)
             return
         await self._record(
@@ -132,14 +162,30 @@ class Collector:
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
+    async def _stored_url(self, message_id: int, link_id: int) -> str | None:
+        if self.links is None:
+            return None
+        return await self.links.url(message_id, link_id)
+
     async def _not_found(self, scope: Scope, send: Send) -> None:
+        await self._page(scope, send, 404, NOT_FOUND_BODY)
+
+    async def _page(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        page: bytes,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         headers = [
             (b"content-type", b"text/html; charset=utf-8"),
-            (b"content-length", str(len(NOT_FOUND_BODY)).encode()),
+            (b"content-length", str(len(page)).encode()),
             *PAGE_HEADERS,
+            *(extra or []),
         ]
-        await send({"type": "http.response.start", "status": 404, "headers": headers})
-        body = b"" if scope["method"] == "HEAD" else NOT_FOUND_BODY
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else page
         await send({"type": "http.response.body", "body": body})
 
     async def _record(

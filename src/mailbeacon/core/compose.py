@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailbeacon.core.addresses import (
     ADDRESS_PROBLEMS,
     InvalidAddress,
     Mailbox,
-    has_control_characters,
 )
-from mailbeacon.core.rewrite import find_html_links, find_text_links
-from mailbeacon.core.text import N_
-
-MAX_RECIPIENTS = 100
-MAX_SUBJECT = 998
-MAX_BODY_CHARS = 5_000_000
-
+from mailbeacon.core.limits import MAX_BODY_CHARS, MAX_LINKS, MAX_RECIPIENTS, MAX_SUBJECT
+from mailbeacon.core.rewrite import find_html_links, find_link_problems, find_text_links
+from mailbeacon.core.text import N_, has_c0_controls, has_lone_surrogates, one_line
+from mailbeacon.core.urls import LinkProblem
 
 REQUEST_PROBLEMS: dict[str, str] = {
     "no_recipients": N_("Add at least one recipient."),
     "too_many_recipients": N_("At most %(num)s recipients per email."),
+    "too_many_links": N_("At most %(num)s different links per email."),
     "subject_not_one_line": N_(
         "The subject must be one line, without line breaks or control characters."
     ),
     "too_long": N_("At most %(num)s characters."),
     "nul_character": N_("The message contains a NUL character, which email cannot carry."),
+    "not_unicode": N_(
+        "The text contains a broken character (a lone surrogate) that email cannot carry."
+    ),
     **ADDRESS_PROBLEMS,
 }
 
@@ -52,7 +52,10 @@ class InvalidRequest(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """A validated email, before tracking: one body, many recipients."""
+    """A validated email, before tracking: one body, many recipients.
+
+    `found_links` are the trackable links of both bodies (found once, by make_draft).
+    """
 
     sender: Mailbox
     to: tuple[Mailbox, ...]
@@ -61,6 +64,7 @@ class Draft:
     subject: str
     html: str | None
     text: str | None
+    found_links: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def recipients(self) -> tuple[tuple[str, Mailbox], ...]:
@@ -76,9 +80,22 @@ class Draft:
         return tuple(result)
 
     def links(self) -> list[str]:
-        """Every trackable link in either body, each once, in order of appearance."""
-        found = find_html_links(self.html or "") + find_text_links(self.text or "")
-        return list(dict.fromkeys(found))
+        """Every trackable link in either body, each once, in order of appearance.
+
+        Each is the URL a browser would open (see :mod:`mailbeacon.core.urls`).
+        """
+        if self.found_links is not None:
+            return list(self.found_links)
+        return _links(self.html, self.text)
+
+    def link_problems(self) -> list[tuple[str, LinkProblem]]:
+        """Web links left untracked on purpose, each with its reason (to tell the user)."""
+        return find_link_problems(self.html, self.text)
+
+
+def _links(html: str | None, text: str | None) -> list[str]:
+    found = find_html_links(html or "") + find_text_links(text or "")
+    return list(dict.fromkeys(found))
 
 
 def make_draft(
@@ -91,22 +108,55 @@ def make_draft(
     html: str | None,
     text: str | None,
 ) -> Draft:
-    """Check a draft, raising InvalidRequest naming the first wrong field."""
+    """Check a draft, raising InvalidRequest naming the first wrong field.
+
+    Cheap checks (counts, sizes, characters) come first; the bodies are parsed once, last,
+    to count their links against MAX_LINKS. The subject is made one line: line and
+    paragraph separators (U+2028, U+2029, U+0085) and tabs become spaces; ASCII control
+    characters (CR, LF, NUL...) are refused, since they mean the input was built wrong.
+    """
     if not to and not cc and not bcc:
         raise InvalidRequest("to", "no_recipients")
     count = len(to) + len(cc) + len(bcc)
     if count > MAX_RECIPIENTS:
         raise InvalidRequest("to", "too_many_recipients", num=MAX_RECIPIENTS)
-    if has_control_characters(subject.replace("\t", " ")):
-        raise InvalidRequest("subject", "subject_not_one_line")
     if len(subject) > MAX_SUBJECT:
         raise InvalidRequest("subject", "too_long", num=MAX_SUBJECT)
+    if has_c0_controls(subject):
+        raise InvalidRequest("subject", "subject_not_one_line")
+    if has_lone_surrogates(subject):
+        raise InvalidRequest("subject", "not_unicode")
     for name, body in (("html", html), ("text", text)):
-        if body is not None and len(body) > MAX_BODY_CHARS:
+        if body is None:
+            continue
+        if len(body) > MAX_BODY_CHARS:
             raise InvalidRequest(name, "too_long", num=MAX_BODY_CHARS)
-        if body is not None and "\x00" in body:
+        if "\x00" in body:
             raise InvalidRequest(name, "nul_character")
-    return Draft(sender, tuple(to), tuple(cc), tuple(bcc), subject.strip(), html, text)
+        if has_lone_surrogates(body):
+            raise InvalidRequest(name, "not_unicode")
+    links = _links(html, text)
+    if len(links) > MAX_LINKS:
+        raise InvalidRequest("html" if html else "text", "too_many_links", num=MAX_LINKS)
+    return Draft(
+        sender,
+        tuple(to),
+        tuple(cc),
+        tuple(bcc),
+        one_line(subject).strip(),
+        html,
+        text,
+        tuple(links),
+    )
 
 
-__all__ = ["Draft", "InvalidAddress", "InvalidRequest", "make_draft"]
+__all__ = [
+    "MAX_BODY_CHARS",
+    "MAX_LINKS",
+    "MAX_RECIPIENTS",
+    "MAX_SUBJECT",
+    "Draft",
+    "InvalidAddress",
+    "InvalidRequest",
+    "make_draft",
+]

@@ -15,19 +15,20 @@ raise (bodies come from users and are never trusted to be well formed).
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape as _escape
 from html import unescape as _unescape
 from html.entities import html5 as _HTML5_ENTITIES
-from html.parser import HTMLParser
 from typing import TypeAlias
-from urllib.parse import urlsplit
+
+from mailbeacon.core.htmlscan import TolerantParser, absolute_offset, feed_tolerantly, line_starts
+from mailbeacon.core.urls import URL_STRIP, LinkProblem, bare_url_spans, check_link
 
 __all__ = [
     "ClickUrlFor",
     "find_html_links",
+    "find_link_problems",
     "find_text_links",
     "is_trackable_url",
     "pixel_tag",
@@ -40,15 +41,10 @@ ClickUrlFor: TypeAlias = Callable[[str], str | None]
 """Given an original absolute http(s) URL (HTML entities already decoded), return the
 tracked URL to put in its place, or None to leave that link alone."""
 
-# What a browser's URL parser strips from both ends of a URL (C0 controls and space). Using
-# the same set means we call a link "the same URL" exactly when the recipient's client would.
-_URL_STRIP = "".join(chr(c) for c in range(0x21))
+_URL_STRIP = URL_STRIP
 
 # Whitespace as the HTML tokenizer sees it inside a tag (not Python's wider str.isspace()).
 _TAG_WS = "\t\n\f\r "
-
-_TRACKABLE_PREFIX = re.compile(r"https?://", re.IGNORECASE)
-_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
 
 # Elements whose content the HTML tokenizer treats as text. HTMLParser (3.11) only knows
 # script and style; a tag inside e.g. <textarea> or <title> is not a link a reader can click.
@@ -60,18 +56,7 @@ _LINK_ELEMENTS = frozenset({"a", "area"})
 # A spec-conformant end tag starts with "</body" followed by one of these (or EOF).
 _END_TAG_NAME_END = frozenset(_TAG_WS + "/>")
 
-_COMMENT_END = re.compile(r"--!?>")
-
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
-
-# Bare URLs in plain text: stop at whitespace and at characters that cannot be part of a URL
-# as written by people (<>" are not URL code points; <http://x> is the classic angle form).
-_BARE_URL = re.compile(r"(?<![\w+.\-])https?://[^\s<>\"]+", re.IGNORECASE)
-# Punctuation that ends a sentence rather than a URL. The typographic quotes and ellipsis are
-# there because bodies written in word processors produce them, and a URL that swallowed one
-# would become a broken link once redirected.
-_TRAILING_PUNCTUATION = frozenset(".,;:!?'\"”’»…")
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
 
 _PIXEL_TEMPLATE = (
     '<img src="{src}" width="1" height="1" alt="" '
@@ -82,20 +67,10 @@ _PIXEL_TEMPLATE = (
 def is_trackable_url(url: str) -> bool:
     """Tell whether a link may be sent through the click redirect.
 
-    Only absolute http(s) URLs with a host qualify: anything else (mailto:, tel:, anchors,
-    relative paths, javascript:, protocol-relative) either does not leave the mail client
-    through a browser or would resolve differently once it sits behind our redirect. URLs
-    carrying control characters are refused too: they are not valid URLs, and a redirect
-    target must never smuggle a line break into a Location header.
+    Only absolute http(s) URLs with a host that a browser would open as written qualify
+    (see :func:`mailbeacon.core.urls.check_link`, which also gives the URL to sign).
     """
-    candidate = url.strip(_URL_STRIP)
-    if not _TRACKABLE_PREFIX.match(candidate) or _CONTROL_CHAR.search(candidate):
-        return False
-    try:
-        host = urlsplit(candidate).hostname
-    except ValueError:  # e.g. an unbalanced "[" in an IPv6 host
-        return False
-    return bool(host)
+    return check_link(url)[0] is not None
 
 
 def pixel_tag(pixel_url: str) -> str:
@@ -140,68 +115,30 @@ class _Scan:
     hrefs: list[_Href]
     last_body_end: int | None = None
     unclosed_start: int | None = None
+    problems: list[tuple[str, LinkProblem]] = field(default_factory=list)
 
 
-class _LocatingParser(HTMLParser):
-    """An HTMLParser that records positions instead of building anything.
+class _LocatingParser(TolerantParser):
+    """A parser that records positions instead of building anything.
 
     It parses ``text[base:end]`` so that a pass can be restarted after the point where the
     stdlib parser gave up; ``line_starts`` (offsets of every line of the whole text) turns
     its line/column positions back into offsets.
     """
 
-    def __init__(self, text: str, base: int, line_starts: list[int], scan: _Scan) -> None:
-        super().__init__(convert_charrefs=True)
+    def __init__(self, text: str, base: int, starts: list[int], scan: _Scan) -> None:
+        super().__init__()
         self._mb_text = text
         self._mb_base = base
-        self._mb_base_line = bisect_right(line_starts, base) - 1
-        self._mb_line_starts = line_starts
+        self._mb_line_starts = starts
         self._mb_scan = scan
 
     def abs_offset(self) -> int:
         """The offset in the whole text of the construct being handled."""
-        line, column = self.getpos()
-        if line == 1:
-            return self._mb_base + column
-        return self._mb_line_starts[self._mb_base_line + line - 1] + column
+        return absolute_offset(self._mb_line_starts, self._mb_base, *self.getpos())
 
-    def parse_comment(self, i: int, report: bool = True) -> int:
-        """End comments where browsers end them.
-
-        The stdlib (3.11) closes a comment at ``-- >`` and never at ``--!>``, ``<!-->`` or
-        ``<!--->``, and treats an unclosed one as text; browsers do the opposite in each
-        case, and an unclosed comment swallows the rest of the document. Doing it the
-        browsers' way keeps links inside comments untouched and keeps the scan linear.
-        """
-        rawdata = self.rawdata
-        if rawdata.startswith("<!-->", i):
-            return i + 5
-        if rawdata.startswith("<!--->", i):
-            return i + 6
-        close = _COMMENT_END.search(rawdata, i + 4)
-        if close is not None:
-            return close.end()
+    def handle_unclosed(self) -> None:
         self._mb_scan.unclosed_start = self.abs_offset()
-        return len(rawdata)
-
-    def parse_marked_section(self, i: int, report: bool = True) -> int:
-        """Read ``<![...`` the way browsers do instead of raising.
-
-        The stdlib asserts on unknown keywords (``<![foo[``) and searches the rest of the
-        input for ``]>`` on every unfinished ``<![if``. A browser sees a bogus comment up
-        to the next ``>`` (which also covers Outlook's ``<![if !mso]>`` / ``<![endif]>``),
-        or, for ``<![CDATA[`` in SVG/MathML, a section up to ``]]>``; taking the longer of
-        the two readings for CDATA means its content is never rewritten either way.
-        """
-        rawdata = self.rawdata
-        if rawdata.startswith("<![CDATA[", i):
-            close = rawdata.find("]]>", i + 9)
-            if close >= 0:
-                return close + 3
-            self._mb_scan.unclosed_start = self.abs_offset()
-            return len(rawdata)
-        close = rawdata.find(">", i + 3)
-        return close + 1 if close >= 0 else len(rawdata)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._start(tag, self_closing=False)
@@ -216,7 +153,7 @@ class _LocatingParser(HTMLParser):
         if raw is None or not self._mb_text.startswith(raw, start):
             return  # positions disagree with the text: touching it could corrupt the body
         if tag in _LINK_ELEMENTS:
-            href = _locate_href(raw, start)
+            href = _locate_href(raw, start, self._mb_scan.problems)
             if href is not None:
                 self._mb_scan.hrefs.append(href)
         elif tag in _RAW_TEXT_ELEMENTS and not self_closing:
@@ -240,40 +177,18 @@ class _LocatingParser(HTMLParser):
 
 
 def _scan_html(text: str) -> _Scan:
-    """Find every link href and the last real </body>, surviving any input.
+    """Find every link href and the last real </body>, surviving any input, in linear time.
 
-    Only the text up to the last ``>`` is parsed: nothing after it can complete a tag, and
-    the stdlib parser (3.11) rescans to the end of the input for every unfinished tag there,
-    which turns a long body with many stray ``<`` quadratic.
-
-    Should the stdlib parser still raise (it asserts on malformed markup in places, and the
-    known one is handled in ``parse_marked_section``), the construct it failed on is read as
-    browsers read an unknown ``<!...``: a bogus comment up to the next ``>``, and parsing
-    resumes after it.
+    Only the text up to the last ``>`` is parsed (see :mod:`mailbeacon.core.htmlscan`):
+    nothing after it can complete a tag, so nothing there is a link or a ``</body>``.
     """
     scan = _Scan(hrefs=[])
-    end = text.rfind(">") + 1
-    line_starts = [0]
-    newline = text.find("\n")
-    while newline >= 0:
-        line_starts.append(newline + 1)
-        newline = text.find("\n", newline + 1)
-    base = 0
-    while base < end:
-        parser = _LocatingParser(text, base, line_starts, scan)
-        try:
-            parser.feed(text[base:end])
-            parser.close()
-        except Exception:  # the stdlib parser's failures are not ours to leak
-            failed_at = parser.abs_offset()
-            close = text.find(">", failed_at)
-            base = max(close + 1 if close >= 0 else end, failed_at + 1, base + 1)
-            continue
-        break
+    starts = line_starts(text)
+    feed_tolerantly(text, starts, lambda base: _LocatingParser(text, base, starts, scan))
     return scan
 
 
-def _locate_href(tag: str, tag_start: int) -> _Href | None:
+def _locate_href(tag: str, tag_start: int, problems: list[tuple[str, LinkProblem]]) -> _Href | None:
     """Find the first href attribute's value inside one raw start tag.
 
     This follows the HTML tokenizer's attribute states rather than HTMLParser's looser
@@ -320,19 +235,33 @@ def _locate_href(tag: str, tag_start: int) -> _Href | None:
                 i += 1
             value_end = i
         if is_href:
-            return _make_href(tag, tag_start, value_start, value_end, quote)
+            return _make_href(tag, tag_start, value_start, value_end, quote, problems)
     return None
 
 
-def _make_href(tag: str, tag_start: int, start: int, end: int, quote: str) -> _Href | None:
-    """Describe a trackable href value, or None when it is not a link we may rewrite."""
+def _make_href(
+    tag: str,
+    tag_start: int,
+    start: int,
+    end: int,
+    quote: str,
+    problems: list[tuple[str, LinkProblem]],
+) -> _Href | None:
+    """Describe a trackable href value, or None when it is not a link we may rewrite.
+
+    The URL kept is the one a browser would open (WHATWG parsing), which is what gets
+    signed; a web link left alone on purpose is added to ``problems`` with its reason.
+    """
     raw = tag[start:end]
     core = raw.strip(_URL_STRIP)
     if not core:
         return None
     lead = len(raw) - len(raw.lstrip(_URL_STRIP))
-    url = _decode_attribute_value(core).strip(_URL_STRIP)
-    if not is_trackable_url(url):
+    written = _decode_attribute_value(core)
+    url, problem = check_link(written)
+    if url is None:
+        if problem is not None:
+            problems.append((written.strip(_URL_STRIP), problem))
         return None
     return _Href(
         value_start=tag_start + start,
@@ -428,6 +357,14 @@ def _dedup(urls: list[str]) -> list[str]:
 # HTML: public functions
 
 
+def find_link_problems(html: str | None, text: str | None) -> list[tuple[str, LinkProblem]]:
+    """Web links in either body that are left untracked on purpose, each with its reason."""
+    problems = _scan_html(html).problems if html else []
+    if text:
+        _bare_urls(text, problems)
+    return list(dict.fromkeys(problems))
+
+
 def find_html_links(html: str) -> list[str]:
     """List the links a recipient could click, as they will be tracked.
 
@@ -463,37 +400,17 @@ def rewrite_html(html: str, *, pixel_url: str | None, click_url_for: ClickUrlFor
 # Plain text
 
 
-def _trim_bare_url(candidate: str) -> str:
-    """Cut what a reader would see as sentence punctuation off the end of a bare URL.
-
-    Closing brackets are kept when balanced, so Wikipedia-style ``/Foo_(bar)`` survives
-    while ``(see http://x.com)`` does not drag the parenthesis into the link. Counts are
-    kept up to date rather than recomputed so a run of punctuation costs linear time.
-    """
-    unbalanced = {
-        closer: candidate.count(closer) - candidate.count(opener)
-        for closer, opener in _CLOSERS.items()
-    }
-    end = len(candidate)
-    while end > 0:
-        last = candidate[end - 1]
-        if last in _TRAILING_PUNCTUATION:
-            end -= 1
-        elif last in _CLOSERS and unbalanced[last] > 0:
-            unbalanced[last] -= 1
-            end -= 1
-        else:
-            break
-    return candidate[:end]
-
-
-def _bare_urls(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, url) of every trackable bare URL, in order."""
+def _bare_urls(
+    text: str, problems: list[tuple[str, LinkProblem]] | None = None
+) -> list[tuple[int, int, str]]:
+    """(start, end, url to sign) of every trackable bare URL, in order."""
     found: list[tuple[int, int, str]] = []
-    for match in _BARE_URL.finditer(text):
-        url = _trim_bare_url(match.group(0))
-        if is_trackable_url(url):
-            found.append((match.start(), match.start() + len(url), url))
+    for start, end in bare_url_spans(text):
+        url, problem = check_link(text[start:end])
+        if url is not None:
+            found.append((start, end, url))
+        elif problem is not None and problems is not None:
+            problems.append((text[start:end], problem))
     return found
 
 

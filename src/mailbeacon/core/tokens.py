@@ -12,6 +12,15 @@ Layout before base64url (no padding)::
 
 ids are unsigned LEB128 varints; the url (click tokens only) is UTF-8 and runs
 to the MAC.
+
+A link longer than INLINE_URL_BYTES would make the token too long for the
+collector and for some mail clients, so its click token is version 2: instead of
+the URL it carries the SHA-256 of the URL (32 bytes) after the ids. The
+collector loads the stored link by its id and redirects only if the digest
+matches: the MAC still covers the destination, through its digest.
+
+Only the canonical spelling of a token verifies: base64url without padding whose
+unused trailing bits are zero, i.e. exactly what :func:`_b64encode` produces.
 """
 
 from __future__ import annotations
@@ -23,7 +32,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from mailbeacon.core.limits import INLINE_URL_BYTES
+
 TOKEN_VERSION = 1
+TOKEN_VERSION_STORED_URL = 2
+URL_DIGEST_SIZE = 32
 MAC_SIZE = 16
 KEY_ID_SIZE = 2
 MIN_SECRET_BYTES = 16
@@ -50,6 +63,23 @@ class TrackingToken:
     recipient_id: int
     link_id: int = 0
     url: str = ""
+    url_digest: bytes = b""
+
+    @property
+    def needs_stored_url(self) -> bool:
+        """A long link's token: the URL is the stored link's, checked with covers()."""
+        return self.kind is TokenKind.CLICK and not self.url
+
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is the destination this token was signed for."""
+        if self.url:
+            return hmac.compare_digest(self.url, url)
+        return bool(self.url_digest) and hmac.compare_digest(self.url_digest, url_digest(url))
+
+
+def url_digest(url: str) -> bytes:
+    """What a long link's token signs in place of the URL."""
+    return hashlib.sha256(url.encode("utf-8")).digest()
 
 
 def _encode_varint(value: int) -> bytes:
@@ -85,12 +115,17 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
+    """Decode the one canonical spelling: anything that does not re-encode to itself
+    (padding, stray characters, non-zero trailing bits) is refused."""
     if len(text) > MAX_TOKEN_CHARS or not text.isascii():
         raise InvalidToken("not a token")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except ValueError as exc:
         raise InvalidToken("not base64url") from exc
+    if _b64encode(raw) != text:
+        raise InvalidToken("not canonical base64url")
+    return raw
 
 
 def key_id_for(secret: bytes) -> bytes:
@@ -123,23 +158,33 @@ class KeyRing:
     def _mac(self, secret: bytes, body: bytes) -> bytes:
         return hmac.digest(secret, body, "sha256")[:MAC_SIZE]
 
-    def _sign(self, kind: TokenKind, ids: Sequence[int], url: str) -> str:
+    def _sign(self, kind: TokenKind, ids: Sequence[int], tail: bytes, version: int) -> str:
         kid, secret = self.keys[0]
-        body = bytearray([TOKEN_VERSION])
+        body = bytearray([version])
         body += kid
         body.append(kind)
         for value in ids:
             body += _encode_varint(value)
-        body += url.encode("utf-8")
+        body += tail
         return _b64encode(bytes(body) + self._mac(secret, bytes(body)))
 
     def sign_open(self, message_id: int, recipient_id: int) -> str:
         """The token for one recipient's pixel."""
-        return self._sign(TokenKind.OPEN, (message_id, recipient_id, 0), "")
+        return self._sign(TokenKind.OPEN, (message_id, recipient_id, 0), b"", TOKEN_VERSION)
 
     def sign_click(self, message_id: int, recipient_id: int, link_id: int, url: str) -> str:
-        """The token for one recipient's copy of one link, covering its destination."""
-        return self._sign(TokenKind.CLICK, (message_id, recipient_id, link_id), url)
+        """The token for one recipient's copy of one link, covering its destination.
+
+        Up to INLINE_URL_BYTES the URL travels in the token; beyond, the token signs its
+        digest and names the stored link (``link_id`` must be that link's id).
+        """
+        if not url:
+            raise ValueError("a click token needs a destination")
+        ids = (message_id, recipient_id, link_id)
+        raw = url.encode("utf-8")
+        if len(raw) <= INLINE_URL_BYTES:
+            return self._sign(TokenKind.CLICK, ids, raw, TOKEN_VERSION)
+        return self._sign(TokenKind.CLICK, ids, url_digest(url), TOKEN_VERSION_STORED_URL)
 
     def verify(self, token: str, expected: TokenKind | None = None) -> TrackingToken:
         """Return what a token says, or raise InvalidToken; constant-time on the MAC."""
@@ -147,7 +192,8 @@ class KeyRing:
         if len(raw) < 1 + KEY_ID_SIZE + 1 + 3 + MAC_SIZE:
             raise InvalidToken("too short")
         body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
-        if body[0] != TOKEN_VERSION:
+        version = body[0]
+        if version not in (TOKEN_VERSION, TOKEN_VERSION_STORED_URL):
             raise InvalidToken("unknown token version")
         kid = body[1 : 1 + KEY_ID_SIZE]
         secret = next((s for k, s in self.keys if k == kid), None)
@@ -165,6 +211,11 @@ class KeyRing:
         message_id, pos = _decode_varint(body, pos)
         recipient_id, pos = _decode_varint(body, pos)
         link_id, pos = _decode_varint(body, pos)
+        if version == TOKEN_VERSION_STORED_URL:
+            digest = body[pos:]
+            if kind is not TokenKind.CLICK or len(digest) != URL_DIGEST_SIZE:
+                raise InvalidToken("bad stored-link token")
+            return TrackingToken(kind, message_id, recipient_id, link_id, "", digest)
         try:
             url = body[pos:].decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, func, literal, select, true
 from sqlalchemy.orm import load_only
 
 from mailbeacon.core.policy import N_
+from mailbeacon.core.urls import bare_url_spans
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import OutboxMail, User
 from mailbeacon.web.auth import SignedIn, require_user
@@ -51,8 +52,6 @@ LIST_COLUMNS = (
     OutboxMail.subject,
 )
 _DOCTYPE = re.compile(r"\A\s*<!doctype[^>]*>", re.IGNORECASE)
-_URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
-_TRAILING = ".,;:!?'\"”’»…"
 
 
 def _require_outbox(request: Request) -> None:
@@ -263,27 +262,14 @@ def preview_document(html: str) -> str:
     return html[:cut] + BASE_TAG + html[cut:]
 
 
-def _trim_url(url: str) -> str:
-    """Drop sentence punctuation (and an unbalanced closing parenthesis) from a URL's end."""
-    while url:
-        if url[-1] in _TRAILING or (url[-1] == ")" and url.count(")") > url.count("(")):
-            url = url[:-1]
-        else:
-            break
-    return url
-
-
 def linkify(text: str) -> Markup:
     """Plain text, escaped, with its http(s) URLs as links that open in a new tab."""
     pieces: list[Markup] = []
     position = 0
-    for match in _URL.finditer(text):
-        url = _trim_url(match.group(0))
-        if not _URL.fullmatch(url):
-            continue
-        start = match.start()
+    for start, end in bare_url_spans(text):
+        url = text[start:end]
         pieces.append(escape(text[position:start]))
         pieces.append(Markup('<a href="{0}" target="_blank" rel="noopener">{0}</a>').format(url))
-        position = start + len(url)
+        position = end
     pieces.append(escape(text[position:]))
     return Markup("").join(pieces)
