@@ -33,3 +33,20 @@ def pixel_url(html: str) -> str:
 
 def click_urls(body: str) -> list[str]:
     return [str(u) for u in CLICK.findall(body)]
+
+
+FINAL_STATUSES = frozenset({"sent", "partial", "failed"})
+
+
+async def delivered(
+    client: Any, message_id: int, headers: dict[str, str], timeout: float = 30.0
+) -> Any:
+    """The API's view of a message once the send worker is done with it (polled, no sleeps)."""
+
+    async def final() -> dict[str, Any] | None:
+        response = await client.get(f"/api/v1/messages/{message_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        detail: dict[str, Any] = response.json()
+        return detail if detail["status"] in FINAL_STATUSES else None
+
+    return await eventually(final, timeout=timeout)

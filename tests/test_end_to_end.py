@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from mailbeacon.mail import worker
 from tests.conftest import LiveApp, SmtpRecorder
-from tests.helpers import click_urls, eventually, pixel_url
+from tests.helpers import click_urls, delivered, eventually, pixel_url
 
 HTML = """<!DOCTYPE html>
 <html><head><title>Offer</title></head>
@@ -24,9 +26,12 @@ TEXT = "Hello, see our prices: https://example.com/pricing?plan=pro&seats=5 or w
 
 
 async def send(live: LiveApp, **body: Any) -> dict[str, Any]:
+    """Queue through the API (answered at once, "queued"), then wait for the worker."""
     response = await live.client.post("/api/v1/messages", json=body, headers=live.auth())
     assert response.status_code == 201, response.text
-    return dict(response.json())
+    queued = response.json()
+    assert queued["status"] == "queued", queued
+    return dict(await delivered(live.client, queued["id"], live.auth()))
 
 
 async def message(live: LiveApp, message_id: int) -> dict[str, Any]:
@@ -162,13 +167,18 @@ async def test_smtp_refusal_of_one_recipient_keeps_the_others(
     assert len(smtp_server.mails) == 1
 
 
-async def test_unreachable_smtp_server_fails_every_recipient(
-    serve_app: Any, database_url: str
+async def test_unreachable_smtp_server_is_retried_then_fails_every_recipient(
+    serve_app: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An unreachable server is a transient failure: retried with backoff, then given up."""
+    monkeypatch.setattr(worker, "RETRY_DELAYS", (0.05, 0.1))
     live = await serve_app(database_url, smtp_url="smtp://127.0.0.1:9")
     sent = await send(live, to=["a@example.com", "b@example.com"], html=HTML)
     assert sent["status"] == "failed"
-    assert all("could not reach" in r["error"] for r in sent["recipients"])
+    for recipient in sent["recipients"]:
+        assert recipient["status"] == "failed"
+        assert "gave up after 3 attempts" in recipient["error"]
+        assert "could not reach the mail server 127.0.0.1:9" in recipient["error"]
 
 
 async def test_list_filters_tracked_and_pages(live: LiveApp) -> None:

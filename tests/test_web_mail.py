@@ -17,7 +17,7 @@ from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import User
 from mailbeacon.web.i18n import Localizer
 from tests.conftest import LiveApp, SmtpRecorder
-from tests.helpers import click_urls, eventually, pixel_url
+from tests.helpers import click_urls, delivered, eventually, pixel_url
 from tests.web_helpers import Browser, sign_in
 
 BODY = '<p>Hello, see <a href="https://example.com/pricing">our prices</a>.</p>'
@@ -60,11 +60,18 @@ async def compose(browser: Browser, **fields: str) -> httpx.Response:
     return await browser.post("/mail/new", {**form, **fields})
 
 
-def sent_id(response: httpx.Response) -> int:
+def queued_id(response: httpx.Response) -> int:
     assert response.status_code == 303, response.text
     match = re.fullmatch(r"/mail/(\d+)\?sent=1", response.headers["location"])
     assert match, response.headers["location"]
     return int(match.group(1))
+
+
+async def sent_via(live: LiveApp, response: httpx.Response) -> int:
+    """The composer queued a message: wait until the worker has delivered it."""
+    message_id = queued_id(response)
+    await delivered(live.client, message_id, live.auth())
+    return message_id
 
 
 async def api_detail(live: LiveApp, message_id: int, token: str | None = None) -> dict[str, Any]:
@@ -76,7 +83,9 @@ async def api_detail(live: LiveApp, message_id: int, token: str | None = None) -
 async def api_send(live: LiveApp, token: str | None = None, **body: Any) -> int:
     response = await live.client.post("/api/v1/messages", json=body, headers=live.auth(token))
     assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    message_id = int(response.json()["id"])
+    await delivered(live.client, message_id, live.auth(token))
+    return message_id
 
 
 def when(value: str) -> str:
@@ -109,7 +118,8 @@ async def test_compose_send_open_click_and_icons(live: LiveApp, smtp_server: Smt
         assert re.search(r'name="track_links" value="1"\s+checked', form.text)
         assert "Track email opening" in form.text and "Track link clicks" in form.text
 
-        message_id = sent_id(
+        message_id = await sent_via(
+            live,
             await compose(
                 browser,
                 to="Anna Berg <anna@example.com>, ben@example.com",
@@ -118,7 +128,7 @@ async def test_compose_send_open_click_and_icons(live: LiveApp, smtp_server: Smt
                 body=BODY,
                 track_opens="1",
                 track_links="1",
-            )
+            ),
         )
         assert len(smtp_server.mails) == 3
         anna, ben = smtp_server.to("anna@example.com"), smtp_server.to("ben@example.com")
@@ -289,8 +299,9 @@ async def test_toggles_follow_switches_and_last_choice(live: LiveApp) -> None:
         assert "Open tracking is switched off in your settings." in form.text
 
         await set_user(live, live.user_id, open_tracking=True)
-        sent_id(
-            await compose(browser, to="x@example.com", subject="S6", body=BODY, track_links="1")
+        await sent_via(
+            live,
+            await compose(browser, to="x@example.com", subject="S6", body=BODY, track_links="1"),
         )
         again = await browser.get("/mail/new")
         assert re.search(r'name="track_opens" value="1"\s*>', again.text)  # now unchecked
@@ -400,8 +411,9 @@ async def test_failed_recipient_is_shown(live: LiveApp, smtp_server: SmtpRecorde
     smtp_server.refuse.add("gone@example.com")
     browser = await sign_in(live, live.email)
     try:
-        message_id = sent_id(
-            await compose(browser, to="ok@example.com, gone@example.com", subject="Two", body=BODY)
+        message_id = await sent_via(
+            live,
+            await compose(browser, to="ok@example.com, gone@example.com", subject="Two", body=BODY),
         )
         page = (await browser.get(f"/mail/{message_id}?sent=1")).text
         assert "some recipients could not be reached" in page
@@ -466,14 +478,15 @@ async def test_markup_is_shown_escaped(live: LiveApp, smtp_server: SmtpRecorder)
     """XSS: subjects, recipient names, bodies and user agents are data, never markup."""
     browser = await sign_in(live, live.email)
     try:
-        message_id = sent_id(
+        message_id = await sent_via(
+            live,
             await compose(
                 browser,
                 to='"<b>Bold</b>" <bold@example.com>',
                 subject="<script>alert(1)</script>",
                 body='<p>Hi</p><script>alert(2)</script><img src="x" onerror="alert(3)">',
                 track_opens="1",
-            )
+            ),
         )
         html = smtp_server.to("bold@example.com").body("html")
         assert html

@@ -27,7 +27,7 @@ from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import User
 from mailbeacon.web.pages import notifications
 from tests.conftest import TEST_SECRET, LiveApp, SmtpRecorder, bound_socket
-from tests.helpers import click_urls, eventually, pixel_url
+from tests.helpers import click_urls, delivered, eventually, pixel_url
 from tests.web_helpers import PASSWORD, Browser, sign_in
 
 HTML = '<p>Hello, see <a href="https://example.com/pricing">our prices</a>.</p>'
@@ -38,7 +38,7 @@ MARK_READ = re.compile(r'action="/notifications/(\d+)/read"')
 async def send(live: LiveApp, token: str | None = None, **body: Any) -> dict[str, Any]:
     response = await live.client.post("/api/v1/messages", json=body, headers=live.auth(token))
     assert response.status_code == 201, response.text
-    return dict(response.json())
+    return dict(await delivered(live.client, response.json()["id"], live.auth(token)))
 
 
 async def open_copy(smtp_server: SmtpRecorder, address: str) -> None:

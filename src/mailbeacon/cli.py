@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -128,34 +129,51 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from mailbeacon.processor.derive import rebuild, run_forever
+    """The worker process: processor, send queue and (without SMTP_URL) the embedded outbox.
+
+    SIGTERM or SIGINT stop it gracefully: a copy being handed to the mail
+    server is finished and recorded first, so a restart never sends it twice.
+    """
+    from mailbeacon.processor.derive import rebuild
+    from mailbeacon.runtime import Runtime
     from mailbeacon.store.db import make_engine
 
     async def work() -> None:
-        engine = make_engine(settings.effective_database_url)
-        try:
-            if args.rebuild:
+        if args.rebuild:
+            engine = make_engine(settings.effective_database_url)
+            try:
                 count = await rebuild(engine)
                 print(f"rebuilt events from {count} hits")
-                return
-            stop = asyncio.Event()
+            finally:
+                await engine.dispose()
+            return
+        runtime = Runtime(settings, run_worker=True, serve_hits=False)
+        if args.until_idle:
+            delivered = await runtime.drain()
+            print(f"worked on {delivered} queued messages; nothing more is due")
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runtime.request_stop)
+        await runtime.start()
+        try:
             if args.exit_with_parent:
-                asyncio.create_task(_stop_when_orphaned(stop))  # noqa: RUF006 - lives as long
-            await run_forever(engine, settings.process_interval, stop)
+                asyncio.create_task(_stop_when_orphaned(runtime.request_stop))  # noqa: RUF006
+            await runtime.wait()
         finally:
-            await engine.dispose()
+            await runtime.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
         _run(work())
     return 0
 
 
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
     """A worker started by `serve` ends when `serve` is gone, whatever killed it."""
     parent = os.getppid()
     while os.getppid() == parent:  # noqa: ASYNC110 - nothing to wait on but time
         await asyncio.sleep(1)
-    stop.set()
+    stop()
 
 
 @contextlib.asynccontextmanager
@@ -276,22 +294,29 @@ def _read_body(path: str | None) -> str | None:
 
 
 def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
+    """Queue an email and print its id and status ("queued").
+
+    A running worker (`serve` starts one; or `mailbeacon worker`) delivers it.
+    This command starts no hit log and never touches the spool: it only
+    checks the request and stores it, like the API does.
+    """
     from mailbeacon.core.compose import InvalidRequest
-    from mailbeacon.mail.sending import SendInput
-    from mailbeacon.runtime import Runtime
+    from mailbeacon.cpupool import CpuPool
+    from mailbeacon.mail.sending import Sender, SendInput, load_message
     from mailbeacon.store.accounts import user_by_email
-    from mailbeacon.store.db import sessions
+    from mailbeacon.store.db import make_engine, sessions
 
     async def send() -> int:
-        runtime = Runtime(settings, run_processor=False)
-        await runtime.start()
+        engine = make_engine(settings.effective_database_url)
+        cpu = CpuPool(workers=1)
         try:
-            async with sessions(runtime.engine)() as db:
+            async with sessions(engine)() as db:
                 user = await user_by_email(db, args.sender)
             if user is None:
                 print(f"no user {args.sender}", file=sys.stderr)
                 return 1
-            message = await runtime.sender.send(
+            sender = Sender(engine, settings.public_url, cpu)
+            message_id = await sender.enqueue(
                 user.id,
                 SendInput(
                     to=args.to,
@@ -304,24 +329,24 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
                     track_links=args.track_links,
                 ),
             )
+            message = await load_message(engine, user.id, message_id)
         except InvalidRequest as exc:
             print(f"cannot send: {exc}", file=sys.stderr)
             return 2
         finally:
-            await runtime.stop()
+            await cpu.close()
+            await engine.dispose()
+        assert message is not None
         summary = {
             "id": message.id,
             "status": message.status,
             "track_opens": message.track_opens,
             "track_links": message.track_links,
             "untracked": message.untracked_reasons,
-            "recipients": [
-                {"address": r.address, "status": r.status, "error": r.error}
-                for r in message.recipients
-            ],
+            "recipients": [{"address": r.address, "status": r.status} for r in message.recipients],
         }
         print(json.dumps(summary, indent=2))
-        return 0 if message.status == "sent" else 3
+        return 0
 
     result: int = _run(send())
     return result
@@ -361,8 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_migrate
     )
 
-    worker = commands.add_parser("worker", help="run the processor on its own")
+    worker = commands.add_parser(
+        "worker", help="run the processor and the send queue (and the embedded outbox)"
+    )
     worker.add_argument("--rebuild", action="store_true", help="re-derive all events and stop")
+    worker.add_argument(
+        "--until-idle", action="store_true", help="deliver the queued mail that is due, then stop"
+    )
     worker.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(handler=cmd_worker)
 
@@ -391,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.set_defaults(handler=cmd_token_create)
 
-    send = commands.add_parser("send", help="send an email")
+    send = commands.add_parser("send", help="queue an email (a running worker delivers it)")
     send.add_argument("--from", dest="sender", required=True, help="the sending user's email")
     send.add_argument("--to", action="append", default=[])
     send.add_argument("--cc", action="append", default=[])

@@ -1,17 +1,27 @@
-"""The long-lived services of one MailBeacon process, started and stopped together."""
+"""The long-lived services of one MailBeacon process, started and stopped together.
+
+Two roles, which one process may combine (tests, `serve --no-worker` off):
+- serving: the hit log behind the collector, the sender that queues mail, and
+  a `CpuPool` for the request checks that parse bodies (DESIGN rule 1);
+- working (`run_worker`): the processor, the send worker, and the embedded
+  outbox when no SMTP_URL is set (it lives where the mail is sent from).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailbeacon.core.tokens import KeyRing
-from mailbeacon.mail.outbox import Outbox
+from mailbeacon.cpupool import CpuPool, preload
+from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
+from mailbeacon.mail.worker import SendWorker
 from mailbeacon.processor.derive import run_forever
 from mailbeacon.settings import Settings
 from mailbeacon.store.db import make_engine, sessions
@@ -21,11 +31,22 @@ from mailbeacon.store.tables import User
 
 log = logging.getLogger(__name__)
 
+# Processes for request checks (parsing bodies): two answer a preview while a send is checked.
+CPU_WORKERS = 2
+preload(["mailbeacon.mail.prepare", "mailbeacon.mail.delivery"])
+
+
+def outbox_address_file(settings: Settings) -> Path:
+    """Where the running outbox leaves its address and per-run secret (mode 0600)."""
+    return settings.var_dir / "outbox.json"
+
 
 class Runtime:
-    """Engine, hit log, outbox, sender and processor, wired from settings."""
+    """Engine, hit log, sender and, with `run_worker`, processor, send worker and outbox."""
 
-    def __init__(self, settings: Settings, *, run_processor: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, run_worker: bool = True, serve_hits: bool = True
+    ) -> None:
         self.settings = settings
         self.engine: AsyncEngine = make_engine(settings.effective_database_url)
         self.keys: KeyRing = settings.key_ring()
@@ -36,18 +57,37 @@ class Runtime:
             legacy_spool=settings.spool_path,
             confirm_timeout=settings.hit_confirm_timeout,
         )
+        self._serve_hits = serve_hits
+        self.cpu = CpuPool(workers=CPU_WORKERS)
+        # Present whenever there is an outbox (pages link to it); started only by the worker.
         self.outbox: Outbox | None = None
         if not settings.smtp_url:
-            self.outbox = Outbox(self.engine, port=settings.outbox_port)
-        self.sender = Sender(self.engine, self.keys, settings.public_url, self.smtp_target_for)
-        self._run_processor = run_processor
+            self.outbox = Outbox(
+                self.engine,
+                port=settings.outbox_port,
+                address_file=outbox_address_file(settings),
+            )
+        self.send_worker: SendWorker | None = None
+        if run_worker:
+            self.send_worker = SendWorker(
+                self.engine, self.keys, settings.public_url, self.smtp_target_for_user
+            )
+        self.sender = Sender(
+            self.engine,
+            settings.public_url,
+            self.cpu,
+            on_queued=self.send_worker.wake if self.send_worker else None,
+        )
         self._stop = asyncio.Event()
-        self._processor: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def smtp_target_for(self, user: User) -> SmtpTarget:
         """Where a user's mail goes: their own mailbox, the server's, else the outbox."""
+        return await self.smtp_target_for_user(user.id)
+
+    async def smtp_target_for_user(self, user_id: int) -> SmtpTarget:
         async with sessions(self.engine)() as db:
-            mailbox = await load_mailbox(db, user.id)
+            mailbox = await load_mailbox(db, user_id)
         if mailbox is not None:
             return SmtpTarget(
                 host=mailbox.host,
@@ -59,32 +99,72 @@ class Runtime:
         return self.default_smtp_target()
 
     def default_smtp_target(self) -> SmtpTarget:
-        """The server-wide SMTP_URL, or the embedded outbox when none is set."""
+        """The server-wide SMTP_URL, or the embedded outbox when none is set.
+
+        The outbox may run in another process of ours (the worker): then its
+        address and secret come from the file it keeps under var_dir.
+        """
         if self.settings.smtp_url:
             return SmtpTarget.from_url(self.settings.smtp_url)
         assert self.outbox is not None
-        return SmtpTarget.from_url(self.outbox.url)
+        if self.outbox.running:
+            return self.outbox.target
+        found = read_target(outbox_address_file(self.settings))
+        return found or SmtpTarget(self.outbox.host, self.settings.outbox_port or 25)
 
     async def start(self) -> None:
         """Start everything; the order makes hits durable before anything can arrive."""
-        await self.hits.start()
-        if self.outbox is not None:
-            await self.outbox.start()
-        if self._run_processor:
-            self._stop.clear()
-            self._processor = asyncio.create_task(
-                run_forever(self.engine, self.settings.process_interval, self._stop),
-                name="processor",
+        if self._serve_hits:
+            await self.hits.start()
+        self._stop.clear()
+        if self.send_worker is not None:
+            if self.outbox is not None:
+                await self.outbox.start()
+            self._tasks.append(
+                asyncio.create_task(self.send_worker.run_forever(self._stop), name="send-worker")
+            )
+            self._tasks.append(
+                asyncio.create_task(
+                    run_forever(self.engine, self.settings.process_interval, self._stop),
+                    name="processor",
+                )
             )
 
+    async def drain(self) -> int:
+        """Deliver every queued message that is due now, then stop (`worker --until-idle`)."""
+        assert self.send_worker is not None
+        if self.outbox is not None:
+            await self.outbox.start()
+        worked = 0
+        try:
+            while await self.send_worker.run_once():
+                worked += 1
+        finally:
+            await self.send_worker.close()
+            await self.stop()
+        return worked
+
+    async def wait(self) -> None:
+        """Until the background tasks end (a worker process runs until stopped)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
     async def stop(self) -> None:
-        """Stop in reverse order, writing out every pending hit first."""
-        await self.hits.stop()
-        if self._processor is not None:
-            self._stop.set()
+        """Stop in reverse order, writing out every pending hit first.
+
+        The send worker finishes the copy it is handing over, then stops.
+        """
+        if self._serve_hits:
+            await self.hits.stop()
+        self._stop.set()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._processor
-            self._processor = None
+                await task
+        self._tasks = []
         if self.outbox is not None:
             await self.outbox.stop()
+        await self.cpu.close()
         await self.engine.dispose()

@@ -17,11 +17,14 @@ from mailbeacon.core.urls import LinkProblem
 REQUEST_PROBLEMS: dict[str, str] = {
     "no_recipients": N_("Add at least one recipient."),
     "too_many_recipients": N_("At most %(num)s recipients per email."),
-    "too_many_links": N_("At most %(num)s different links per email."),
     "subject_not_one_line": N_(
         "The subject must be one line, without line breaks or control characters."
     ),
     "too_long": N_("At most %(num)s characters."),
+    "too_many_links": N_(
+        "At most %(num)s different links can be tracked in one email. "
+        "Remove some links or turn off link tracking."
+    ),
     "nul_character": N_("The message contains a NUL character, which email cannot carry."),
     "not_unicode": N_(
         "The text contains a broken character (a lone surrogate) that email cannot carry."

@@ -1,201 +1,110 @@
-"""The sending flow: policy, store, rewrite per recipient, MIME, SMTP.
+"""Sending, as the web app, the API and the CLI see it: check, queue, answer at once.
 
-One message is stored once; each recipient gets a copy carrying their own
-pixel and link tokens (B1), so every open and click is attributed to the
-person whose copy it was. A refusal for one recipient is recorded on that
-recipient and does not stop the others.
+`Sender.enqueue` does the cheap checks (sizes and counts, before any parsing)
+on the event loop, has the request parsed and its tracking decided in a worker
+process (`mail.prepare`, through a `CpuPool`), and stores the message, its
+recipients, links and send job in one short transaction. The message is then
+"queued"; the send worker (`mail.worker`) delivers one copy per recipient,
+each with its own pixel and link tokens (B1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
-from mailbeacon.core.addresses import InvalidAddress, Mailbox, parse_mailbox, parse_mailboxes
-from mailbeacon.core.compose import Draft, InvalidRequest, make_draft
-from mailbeacon.core.mime import build_copy, new_message_id
-from mailbeacon.core.policy import Switches, TrackingDecision, decide
-from mailbeacon.core.rewrite import rewrite_html, rewrite_text
-from mailbeacon.core.tokens import KeyRing
-from mailbeacon.mail.smtp import Delivery, SmtpTarget, deliver
+from mailbeacon.cpupool import CpuPool
+from mailbeacon.mail.prepare import (
+    Prepared,
+    Rejected,
+    SenderProfile,
+    SendInput,
+    check_sizes,
+    prepare,
+    preview,
+)
+from mailbeacon.store import sendqueue
 from mailbeacon.store.db import sessions
-from mailbeacon.store.tables import Link, Message, Recipient, User
+from mailbeacon.store.tables import Message, User
 
-SmtpTargetFor = Callable[[User], Awaitable[SmtpTarget]]
-
-
-@dataclass(frozen=True, slots=True)
-class SendInput:
-    """What a person asks to send, straight from a form, the API or the CLI."""
-
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    bcc: list[str] = field(default_factory=list)
-    subject: str = ""
-    html: str | None = None
-    text: str | None = None
-    track_opens: bool | None = None  # None: the user's last choice (S6)
-    track_links: bool | None = None
+__all__ = ["SendInput", "Sender", "load_message", "profile_of"]
 
 
-def _field_boxes(name: str, values: list[str]) -> list[Mailbox]:
-    try:
-        return parse_mailboxes(values)
-    except InvalidAddress as exc:
-        raise InvalidRequest.from_address(name, exc) from exc
-
-
-def draft_from(user: User, request: SendInput) -> Draft:
-    """Validate a request for `user`, raising InvalidRequest naming the field."""
-    sender = parse_mailbox(str(Mailbox(user.email, user.display_name)))
-    html = request.html if request.html is not None and request.html.strip() else None
-    text = request.text if request.text is not None and request.text.strip() else None
-    return make_draft(
-        sender,
-        to=_field_boxes("to", request.to),
-        cc=_field_boxes("cc", request.cc),
-        bcc=_field_boxes("bcc", request.bcc),
-        subject=request.subject,
-        html=html,
-        text=text,
+def profile_of(user: User) -> SenderProfile:
+    """What sending needs to know about a user, as plain data for the worker process."""
+    return SenderProfile(
+        email=user.email,
+        display_name=user.display_name,
+        open_tracking=user.open_tracking,
+        link_tracking=user.link_tracking,
+        last_track_opens=user.last_track_opens,
+        last_track_links=user.last_track_links,
     )
-
-
-def tracking_for(
-    user: User, draft: Draft, request: SendInput, links: list[str]
-) -> TrackingDecision:
-    """What will be tracked for this draft, and why not (shown before and after sending).
-
-    `links` is `trackable_links(draft, ...)`: callers need the list too, and
-    finding it means parsing the whole body.
-    """
-    want_opens = user.last_track_opens if request.track_opens is None else request.track_opens
-    want_links = user.last_track_links if request.track_links is None else request.track_links
-    return decide(
-        Switches(user.open_tracking, user.link_tracking),
-        want_opens=want_opens,
-        want_links=want_links,
-        html=draft.html,
-        text=draft.text,
-        has_links=bool(links),
-    )
-
-
-def trackable_links(draft: Draft, public_url: str) -> list[str]:
-    """The draft's links, minus any that already point at our own collector."""
-    return [url for url in draft.links() if not _is_ours(url, public_url)]
-
-
-def _is_ours(url: str, public_url: str) -> bool:
-    return url.startswith((f"{public_url}/c/", f"{public_url}/o/"))
 
 
 class Sender:
-    """Sends drafts for users and records everything about each copy."""
+    """Queues users' messages; `on_queued` wakes an in-process send worker."""
 
     def __init__(
-        self, engine: AsyncEngine, keys: KeyRing, public_url: str, target_for: SmtpTargetFor
+        self,
+        engine: AsyncEngine,
+        public_url: str,
+        cpu: CpuPool,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
-        self._sessions = sessions(engine)
-        self._keys = keys
+        self._engine = engine
         self._public_url = public_url.rstrip("/")
-        self._target_for = target_for
+        self._cpu = cpu
+        self._on_queued = on_queued
 
-    async def send(self, user_id: int, request: SendInput) -> Message:
-        """Validate, store, send; returns the stored message with its recipients and links."""
-        async with self._sessions() as db, db.begin():
-            user = await db.get_one(User, user_id)
-            draft = draft_from(user, request)
-            links = trackable_links(draft, self._public_url)
-            decision = tracking_for(user, draft, request, links)
-            if request.track_opens is not None:
-                user.last_track_opens = request.track_opens
-            if request.track_links is not None:
-                user.last_track_links = request.track_links
-            message = Message(
-                user_id=user.id,
-                message_id_header=new_message_id(draft.sender.address.rpartition("@")[2]),
-                from_address=str(draft.sender),
-                subject=draft.subject,
-                html_body=draft.html,
-                text_body=draft.text,
-                requested_opens=user.last_track_opens,
-                requested_links=user.last_track_links,
-                track_opens=decision.track_opens,
-                track_links=decision.track_links,
-                untracked_reasons=[reason.value for reason in decision.reasons],
-                recipients=[
-                    Recipient(address=box.address, name=box.name, field=field_name)
-                    for field_name, box in draft.recipients
-                ],
-                links=[Link(url=url) for url in (links if decision.track_links else [])],
-            )
-            db.add(message)
-            await db.flush()
-            target = await self._target_for(user)
-            deliveries = [self._copy(message, draft, r) for r in message.recipients]
-        results = await deliver(target, deliveries)
-        return await self._record_results(message.id, [r.error for r in results])
+    async def _profile(self, user_id: int) -> SenderProfile:
+        async with sessions(self._engine)() as db:
+            return profile_of(await db.get_one(User, user_id))
 
-    def _copy(self, message: Message, draft: Draft, recipient: Recipient) -> Delivery:
-        link_ids = {link.url: link.id for link in message.links}
-
-        def click_url_for(url: str) -> str | None:
-            link_id = link_ids.get(url)
-            if link_id is None:
-                return None
-            token = self._keys.sign_click(message.id, recipient.id, link_id, url)
-            return f"{self._public_url}/c/{token}"
-
-        html = draft.html
-        text = draft.text
-        if html is not None:
-            pixel = None
-            if message.track_opens:
-                pixel = f"{self._public_url}/o/{self._keys.sign_open(message.id, recipient.id)}.gif"
-            html = rewrite_html(
-                html, pixel_url=pixel, click_url_for=click_url_for if message.track_links else None
-            )
-        if text is not None and message.track_links:
-            text = rewrite_text(text, click_url_for)
-        mime = build_copy(
-            sender=draft.sender,
-            to=draft.to,
-            cc=draft.cc,
-            subject=draft.subject,
-            html=html,
-            text=text,
-            message_id=message.message_id_header,
-            date=message.created_at,
+    async def enqueue(self, user_id: int, request: SendInput) -> int:
+        """Check and queue a message; its id. Raises InvalidRequest naming the field."""
+        check_sizes(request)
+        profile = await self._profile(user_id)
+        result = await self._cpu.run(prepare, profile, request, self._public_url)
+        if isinstance(result, Rejected):
+            raise result.error()
+        message_id = await sendqueue.enqueue(
+            self._engine, _new_message(user_id, profile, request, result), datetime.now(UTC)
         )
-        return Delivery(draft.sender.address, recipient.address, mime)
+        if self._on_queued is not None:
+            self._on_queued()
+        return message_id
 
-    async def _record_results(self, message_id: int, errors: list[str]) -> Message:
-        now = datetime.now(UTC)
-        async with self._sessions() as db, db.begin():
-            message: Message = await db.get_one(
-                Message,
-                message_id,
-                options=[selectinload(Message.recipients), selectinload(Message.links)],
-            )
-            for recipient, error in zip(message.recipients, errors, strict=True):
-                recipient.status = "failed" if error else "sent"
-                recipient.error = error
-                recipient.sent_at = None if error else now
-            failures = sum(1 for error in errors if error)
-            if failures == 0:
-                message.status = "sent"
-            elif failures == len(errors):
-                message.status = "failed"
-            else:
-                message.status = "partial"
-            message.sent_at = now
-        return message
+    async def preview(self, user: User, request: SendInput) -> Prepared | None:
+        """What would be tracked for this request as it stands (the composer's note)."""
+        return await self._cpu.run(preview, profile_of(user), request, self._public_url)
+
+
+def _new_message(
+    user_id: int, profile: SenderProfile, request: SendInput, checked: Prepared
+) -> sendqueue.NewMessage:
+    opens = profile.last_track_opens if request.track_opens is None else request.track_opens
+    links = profile.last_track_links if request.track_links is None else request.track_links
+    text = checked.generated_text if request.text_from_html else request.text
+    return sendqueue.NewMessage(
+        user_id=user_id,
+        message_id_header=checked.message_id_header,
+        from_address=checked.sender,
+        subject=checked.subject,
+        html=None if checked.html_blank else request.html,
+        text=None if checked.text_blank else text,
+        requested_opens=opens,
+        requested_links=links,
+        track_opens=checked.decision.track_opens,
+        track_links=checked.decision.track_links,
+        untracked_reasons=[reason.value for reason in checked.decision.reasons],
+        recipients=checked.recipients,
+        links=checked.links,
+    )
 
 
 async def load_message(engine: AsyncEngine, user_id: int, message_id: int) -> Message | None:

@@ -188,9 +188,13 @@ class Message(OpenAggregates, Base):
     track_opens: Mapped[bool] = mapped_column(Boolean)
     track_links: Mapped[bool] = mapped_column(Boolean)
     untracked_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="sending")
+    # queued -> sending -> sent | partial | failed (mail.worker says when).
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Progress for the pages: copies with a final outcome out of all copies.
+    copies_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    copies_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"
@@ -212,9 +216,13 @@ class Recipient(OpenAggregates, Base):
     address: Mapped[str] = mapped_column(String(320), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     field: Mapped[str] = mapped_column(String(3))  # to, cc or bcc
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # queued -> sending -> sent | failed | unknown; a transient failure goes back
+    # to queued with `next_attempt_at` (store.sendqueue holds the rules).
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     message: Mapped[Message] = relationship(back_populates="recipients")
 
@@ -234,6 +242,26 @@ class Link(Base):
     last_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     message: Mapped[Message] = relationship(back_populates="links")
+
+
+class SendJob(Base):
+    """A message the worker still has to deliver: the durable send queue.
+
+    The row exists while any copy lacks a final outcome. A worker holds it by a
+    lease (`lease_owner` until `lease_expires_at`); a dead worker's lease runs
+    out and another worker takes the job over.
+    """
+
+    __tablename__ = "send_jobs"
+    __table_args__ = (Index("ix_send_jobs_run_after", "run_after"),)
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class HitRow(Base):

@@ -15,7 +15,13 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from mailbeacon.core.compose import InvalidRequest
+from mailbeacon.core.compose import (
+    MAX_BODY_CHARS,
+    MAX_LINKS,
+    MAX_RECIPIENTS,
+    MAX_SUBJECT,
+    InvalidRequest,
+)
 from mailbeacon.core.policy import REASON_TEXT, Untracked
 from mailbeacon.mail.sending import SendInput, load_message
 from mailbeacon.runtime import Runtime
@@ -61,12 +67,12 @@ def _addresses(value: list[str] | str | None) -> list[str]:
 class MessageIn(BaseModel):
     """An email to send. Omitted toggles take your last choice (S6)."""
 
-    to: list[str] = Field(default_factory=list, max_length=100)
-    cc: list[str] = Field(default_factory=list, max_length=100)
-    bcc: list[str] = Field(default_factory=list, max_length=100)
-    subject: str = Field(default="", max_length=998)
-    html: str | None = Field(default=None, max_length=5_000_000)
-    text: str | None = Field(default=None, max_length=5_000_000)
+    to: list[str] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    cc: list[str] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    bcc: list[str] = Field(default_factory=list, max_length=MAX_RECIPIENTS)
+    subject: str = Field(default="", max_length=MAX_SUBJECT)
+    html: str | None = Field(default=None, max_length=MAX_BODY_CHARS)
+    text: str | None = Field(default=None, max_length=MAX_BODY_CHARS)
     track_opens: bool | None = None
     track_links: bool | None = None
 
@@ -189,16 +195,31 @@ def message_out(message: Message) -> dict[str, Any]:
     }
 
 
+SEND_DESCRIPTION = f"""Queue an email: one copy per recipient, each with its own pixel and
+link tokens. The answer comes at once with `status` "queued"; the worker then
+delivers the copies one at a time, and `GET /api/v1/messages/{{id}}` shows the
+progress: "sending" (see each recipient's `status`), then "sent", "partial" or
+"failed". A copy refused for good (5xx) is "failed" with the server's answer;
+a temporary refusal (4xx) or an unreachable server is retried for about eight
+hours; a copy whose hand-over was interrupted is "unknown" and never sent twice.
+
+Limits (422 naming the field and the limit): at most {MAX_RECIPIENTS}
+recipients (To, Cc and Bcc together), a subject of at most {MAX_SUBJECT}
+characters, at most {MAX_BODY_CHARS:,} characters in each of `html` and
+`text`, and at most {MAX_LINKS:,} different tracked links."""
+
+
 @router.post(
     "/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageDetail,
     summary="Send an email, tracked per recipient",
+    description=SEND_DESCRIPTION,
 )
 async def send_message(body: MessageIn, request: Request, user_id: UserId) -> dict[str, Any]:
     runtime = runtime_of(request)
     try:
-        message = await runtime.sender.send(
+        message_id = await runtime.sender.enqueue(
             user_id,
             SendInput(
                 to=body.to,
@@ -212,11 +233,21 @@ async def send_message(body: MessageIn, request: Request, user_id: UserId) -> di
             ),
         )
     except InvalidRequest as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", exc.field], "msg": exc.problem, "type": "value_error"}],
-        ) from exc
-    return await _detail(runtime, user_id, message.id)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [request_error(exc)]) from exc
+    return await _detail(runtime, user_id, message_id)
+
+
+def request_error(exc: InvalidRequest) -> dict[str, Any]:
+    """A refused request as an entry of FastAPI's 422 list, with the limit when one applies."""
+    error: dict[str, Any] = {
+        "loc": ["body", exc.field],
+        "msg": exc.problem,
+        "type": "value_error",
+        "code": exc.code,
+    }
+    if exc.code.startswith("too_") and "num" in exc.params:
+        error["limit"] = exc.params["num"]
+    return error
 
 
 @router.get("/messages", response_model=MessagePage, summary="Your sent mail, newest first")

@@ -34,6 +34,35 @@
 
   if (region) document.addEventListener("mailbeacon:activity", refresh);
 
+  // --- Delivery progress: while a message shown here is queued or sending (its badge
+  // carries data-progress), poll /mail/progress once a second and refresh the live
+  // region whenever a status or a count of copies changes.
+  function inFlight() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-progress]"));
+  }
+
+  function pollProgress() {
+    var badges = inFlight();
+    if (!badges.length) return;
+    var query = badges.map(function (badge) {
+      return "id=" + encodeURIComponent(badge.dataset.progress);
+    }).join("&");
+    fetch("/mail/progress?" + query, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        var changed = data.messages.some(function (item) {
+          var badge = document.querySelector('[data-progress="' + item.id + '"]');
+          return badge && (badge.dataset.status !== item.status || badge.dataset.done !== String(item.done));
+        });
+        if (changed) refresh();
+      })
+      .catch(function () { /* offline for a moment: poll again */ })
+      .then(function () { setTimeout(pollProgress, 1000); });
+  }
+
+  if (region && inFlight().length) setTimeout(pollProgress, 1000);
+
   // --- Composer.
   var form = document.getElementById("compose");
   if (!form) return;

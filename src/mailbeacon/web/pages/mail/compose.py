@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from mailbeacon.core.compose import REQUEST_PROBLEMS, Draft, InvalidRequest
+from mailbeacon.core.compose import REQUEST_PROBLEMS, InvalidRequest
 from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
-from mailbeacon.core.text import html_to_text
-from mailbeacon.mail.sending import SendInput, draft_from, trackable_links, tracking_for
+from mailbeacon.mail.prepare import check_sizes
+from mailbeacon.mail.sending import SendInput
 from mailbeacon.store.tables import User
+from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
 from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.mail.shared import LINK_REASONS, OPEN_REASONS, Checked, Current
@@ -67,21 +68,22 @@ class ComposeForm:
         )
 
     def send_input(self, user: User) -> SendInput:
-        """The request for the sender; a toggle the user never saw keeps their last choice."""
-        html: str | None = None
-        text: str | None = self.body
-        if self.format == "html":
-            html = self.body
-            text = html_to_text(self.body) if self.body.strip() else None
+        """The request for the sender; a toggle the user never saw keeps their last choice.
+
+        An HTML body's plain-text part is made from it by the checks that run in
+        a worker process (`text_from_html`), never here on the event loop.
+        """
+        html = self.body if self.format == "html" else None
         return SendInput(
             to=[self.to],
             cc=[self.cc],
             bcc=[self.bcc],
             subject=self.subject,
             html=html,
-            text=text,
+            text=None if html is not None else self.body,
             track_opens=self.track_opens if user.open_tracking else None,
             track_links=self.track_links if user.link_tracking else None,
+            text_from_html=html is not None,
         )
 
 
@@ -97,31 +99,28 @@ class Preview:
     in_settings: bool
 
 
-def tracking_preview(user: User, form: ComposeForm, public_url: str) -> Preview | None:
-    """The policy's answer for the form as it stands, through the sender's own functions.
+async def tracking_preview(request: Request, user: User, form: ComposeForm) -> Preview | None:
+    """The policy's answer for the form as it stands, from the sender's own checks.
 
-    Recipients may still be missing or wrong while typing; the body alone decides
-    tracking, so an address problem falls back to a placeholder recipient.
+    Those parse the body, so they run in a worker process; a form too big to
+    send gets no preview (sending it shows the error).
     """
-    request = form.send_input(user)
-    draft: Draft | None = None
-    for attempt in (request, replace(request, to=[user.email], cc=[], bcc=[], subject="")):
-        try:
-            draft = draft_from(user, attempt)
-            break
-        except InvalidRequest:
-            continue
-    if draft is None:
+    send_input = form.send_input(user)
+    try:
+        check_sizes(send_input)
+    except InvalidRequest:
         return None
-    links = trackable_links(draft, public_url)
-    decision = tracking_for(user, draft, request, links)
+    checked = await runtime_of(request).sender.preview(user, send_input)
+    if checked is None:
+        return None
+    reasons = checked.decision.reasons
     return Preview(
-        opens=decision.track_opens,
-        links=decision.track_links,
-        link_count=len(links),
-        open_reasons=tuple(REASON_TEXT[r] for r in decision.reasons if r in OPEN_REASONS),
-        link_reasons=tuple(REASON_TEXT[r] for r in decision.reasons if r in LINK_REASONS),
-        in_settings=any(r in SWITCH_REASONS for r in decision.reasons),
+        opens=checked.decision.track_opens,
+        links=checked.decision.track_links,
+        link_count=checked.link_count,
+        open_reasons=tuple(REASON_TEXT[r] for r in reasons if r in OPEN_REASONS),
+        link_reasons=tuple(REASON_TEXT[r] for r in reasons if r in LINK_REASONS),
+        in_settings=any(r in SWITCH_REASONS for r in reasons),
     )
 
 
@@ -143,8 +142,7 @@ async def compose_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     """The composer; shared by the blank form and a failed send, so both show the preview."""
-    runtime = request.app.state.runtime
-    preview = tracking_preview(current.user, form, runtime.settings.public_url.rstrip("/"))
+    preview = await tracking_preview(request, current.user, form)
     return await render(
         request,
         "mail/compose.html",
@@ -161,24 +159,25 @@ async def compose(request: Request, current: Current, to: str = "") -> HTMLRespo
 
 @router.post("/mail/new")
 async def send(request: Request, current: Checked) -> Response:
-    """Send, or show the form again with the user's input and the error by its field."""
+    """Queue the email and show its page (which follows delivery live), or show the form
+    again with the user's input and the error by its field."""
     form = ComposeForm.from_form(await request.form())
-    runtime = request.app.state.runtime
     try:
-        message = await runtime.sender.send(current.user.id, form.send_input(current.user))
+        message_id = await runtime_of(request).sender.enqueue(
+            current.user.id, form.send_input(current.user)
+        )
     except InvalidRequest as exc:
         field, problem = field_error(exc, localizer_for(request, current))
         return await compose_page(request, current, form, {field: problem}, status_code=422)
-    return RedirectResponse(f"/mail/{message.id}?sent=1", status_code=303)
+    return RedirectResponse(f"/mail/{message_id}?sent=1", status_code=303)
 
 
 @router.post("/mail/tracking-preview")
 async def preview(request: Request, current: Checked) -> HTMLResponse:
     """The composer's live "what will not be tracked" note (compose.js posts the form)."""
     form = ComposeForm.from_form(await request.form())
-    runtime = request.app.state.runtime
     return await render(
         request,
         "mail/_preview.html",
-        {"preview": tracking_preview(current.user, form, runtime.settings.public_url.rstrip("/"))},
+        {"preview": await tracking_preview(request, current.user, form)},
     )

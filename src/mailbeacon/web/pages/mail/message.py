@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailbeacon.core.hits import Verdict
 from mailbeacon.core.policy import N_, REASON_TEXT
-from mailbeacon.store import queries
+from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.store.tables import Recipient
 from mailbeacon.web.pages.mail.shared import (
@@ -26,6 +27,7 @@ from mailbeacon.web.render import render
 router = APIRouter(include_in_schema=False)
 
 MAX_ID = 2**63 - 1
+MAX_PROGRESS_IDS = 100
 
 # How each verdict reads in the timeline: a label and, when not counted, why not (B3).
 VERDICTS: dict[str, tuple[str, str]] = {
@@ -120,4 +122,29 @@ async def message_page(
             "just_sent": sent == "1",
             **url_builders(),
         },
+    )
+
+
+@router.get("/mail/progress")
+async def progress(
+    request: Request,
+    current: Current,
+    message_id: Annotated[list[str], Query(alias="id")] = [],  # noqa: B006 - FastAPI copies it
+) -> JSONResponse:
+    """Delivery progress of the user's own messages, polled by compose.js while any is in
+    flight (the pages show queued -> sending k/n -> sent, partial or failed without a reload).
+    Ids that are not numbers, or not the user's, are left out (S7)."""
+    ids = [
+        int(v)
+        for v in message_id[:MAX_PROGRESS_IDS]
+        if v.isascii() and v.isdigit() and len(v) <= 19 and 0 < int(v) <= MAX_ID
+    ]
+    found = await sendqueue.progress(request.app.state.runtime.engine, current.user.id, ids)
+    return JSONResponse(
+        {
+            "messages": [
+                {"id": p.id, "status": p.status, "done": p.done, "total": p.total} for p in found
+            ]
+        },
+        headers={"Cache-Control": "no-store"},
     )
