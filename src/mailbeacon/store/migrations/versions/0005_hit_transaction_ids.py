@@ -12,7 +12,7 @@ the stable default once), and an existing cursor is moved to that same id with
 its `last_seq` kept, so processing resumes exactly where it stopped.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-29 10:00:00
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy.types import UserDefinedType
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
