@@ -187,6 +187,8 @@ def nginx_config(tmp: Path, port: int, strip_port: int, app_port: int, prefix: s
 @pytest.fixture
 def nginx_ports() -> Iterator[tuple[int, int]]:
     if not os.path.exists(NGINX):
+        if os.environ.get("CI") == "true":
+            pytest.fail("nginx is required under CI (`make nginx-deps` installs Debian's)")
         pytest.skip("nginx is not installed (`make nginx-deps` installs Debian's)")
     yield free_port(), free_port()
 

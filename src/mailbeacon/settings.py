@@ -187,7 +187,7 @@ def _checked_public_url(value: str) -> str:
         port = parts.port
     except ValueError:
         port = 0
-    if port == 0 and parts.netloc.rsplit("]", 1)[-1].rstrip(":").count(":"):
+    if port == 0:
         raise ValueError("has a bad port (1-65535)")
     if parts.netloc.endswith(":"):
         raise ValueError("has an empty port")
