@@ -195,3 +195,13 @@ def test_too_many_links_are_refused_naming_the_limit() -> None:
     draft = make_draft(sender(), to=[Mailbox("a@example.com")], cc=[], bcc=[], subject="s",
                        html=html, text=None)  # fmt: skip
     assert len(draft.links()) == MAX_LINKS  # repeats of one link count once
+
+
+def test_too_many_addresses_in_one_field_name_the_recipient_limit() -> None:
+    field = ", ".join(f"user{i}@example.com" for i in range(MAX_RECIPIENTS + 1))
+    try:
+        parse_mailboxes(field)
+    except InvalidAddress as exc:
+        error = InvalidRequest.from_address("cc", exc)
+    assert (error.field, error.code) == ("cc", "too_many_recipients")
+    assert str(MAX_RECIPIENTS) in error.problem

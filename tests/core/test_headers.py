@@ -6,6 +6,8 @@ the email package decoded and re-folded into real headers on Python 3.11.7.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -159,6 +161,14 @@ def test_check_header_refuses_anything_but_one_header(folded: bytes) -> None:
 
 def test_check_header_accepts_proper_folding() -> None:
     check_header("Subject", b"Subject: a\r\n b\r\n\tc\r\n")
+
+
+def test_copies_of_a_copy_write_the_same_headers() -> None:
+    message = copy_for(ATTACK, name="Ånna")
+    for other in (copy.deepcopy(message), pickle.loads(pickle.dumps(message))):  # noqa: S301
+        for name in ("From", "To", "Subject", "Date", "Message-ID"):
+            assert other[name].fold(policy=SMTP) == message[name].fold(policy=SMTP)
+        check_copy(other)
 
 
 def test_a_copy_with_a_smuggled_header_is_refused() -> None:

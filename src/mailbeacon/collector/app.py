@@ -7,6 +7,12 @@ no framework middleware runs for a hit (DESIGN: "The collector is not a
 FastAPI route"). Whatever happens inside, a recipient gets a GIF or a valid
 redirect (DESIGN rule 1); a forged token records nothing and redirects
 nowhere (rule 2).
+
+The one exception to "no database": a link too long to travel in its token
+(core.tokens, INLINE_URL_BYTES) is named by its stored id, and its URL is read
+through a bounded cache (store.links) and redirected to only if it matches the
+digest the token signs. A link seen before keeps redirecting while the database
+is down; one never seen gets a "try again" page (503) and records nothing.
 """
 
 from __future__ import annotations

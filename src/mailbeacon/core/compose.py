@@ -50,6 +50,8 @@ class InvalidRequest(ValueError):
     @classmethod
     def from_address(cls, field: str, error: InvalidAddress) -> InvalidRequest:
         """An address problem, attributed to the field it was typed in."""
+        if error.code == "too_many_addresses":
+            return cls(field, "too_many_recipients", num=MAX_RECIPIENTS)
         return cls(field, error.code, value=f"“{error.value}”")
 
 

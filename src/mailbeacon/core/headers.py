@@ -68,6 +68,10 @@ class PreparedHeader(str):
         value.lines = tuple(lines)
         return value
 
+    def __getnewargs__(self) -> tuple[str, tuple[str, ...]]:  # type: ignore[override]
+        """Copies and pickles rebuild the header from its name and lines."""
+        return (self.name, self.lines)
+
     def fold(self, *, policy: Policy) -> str:
         """The header as written: name, value, continuation lines, line ending."""
         linesep = policy.linesep

@@ -65,8 +65,8 @@ class LinkProblem(StrEnum):
 
 LINK_PROBLEM_TEXT = {
     LinkProblem.ODD_SPELLING: N_(
-        "The link does not start with http:// or https:// as written (for example https:/ or "
-        "backslashes), so browsers may read it differently; it is left as written."
+        "The link is not written as http:// or https:// (for example https:/ or backslashes), "
+        "so browsers may read it differently; it is left as written."
     ),
     LinkProblem.WHITESPACE: N_(
         "The link contains a tab or line break, which browsers remove; it is left as written."
@@ -76,8 +76,7 @@ LINK_PROBLEM_TEXT = {
         "The link contains a user name or password; it is left as written."
     ),
     LinkProblem.INVALID: N_("A browser could not open this link."),
-    LinkProblem.TOO_LONG: N_("The link is longer than %(num)s characters.")
-    % {"num": MAX_TRACKED_URL_CHARS},
+    LinkProblem.TOO_LONG: N_("The link is too long to track."),
 }
 
 
