@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailbeacon.mail import destinations
 from mailbeacon.settings import load_settings
 from mailbeacon.store.db import migrate
 from mailbeacon.store.tables import Message, User
@@ -202,3 +204,46 @@ def test_local_state_left_readable_is_repaired_at_start(
         assert mode_of(var / name) == 0o600, name
     repaired = [r.getMessage() for r in caplog.records if "open to other users" in r.getMessage()]
     assert len(repaired) == 4, repaired  # var/ and the three files it found readable
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "0.0.0.0",  # noqa: S104
+        "127.0.0.1",
+        "127.255.255.254",
+        "10.1.2.3",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "198.18.0.1",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::1",  # 6to4 around 127.0.0.1
+    ],
+)
+def test_destination_check_refuses_inside_addresses(address: str) -> None:
+    assert not destinations.is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700::1111"])
+def test_destination_check_accepts_public_addresses(address: str) -> None:
+    assert destinations.is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "LocalHost.", "a.localhost", "metadata.google.internal", "x.internal"]
+)
+def test_destination_check_refuses_local_and_metadata_names(name: str) -> None:
+    assert destinations.name_is_blocked(name)

@@ -196,7 +196,8 @@ async def test_compose_send_open_click_and_icons(live: LiveApp, smtp_server: Smt
         links = text.split('class="list responsive links-table"', 1)[1].split("</table>", 1)[0]
         assert "https://example.com/pricing" in links and ">1<" in links
         assert 'sandbox=""' in text
-        assert 'srcdoc="&lt;p&gt;Hello, see &lt;a href=&#34;https://example.com/pricing' in text
+        assert 'srcdoc="&lt;meta http-equiv=&#34;Content-Security-Policy&#34;' in text
+        assert "&lt;p&gt;Hello, see &lt;a href=&#34;https://example.com/pricing" in text
         assert "/o/" not in text.split("srcdoc=", 1)[1].split(">", 1)[0]  # no pixel in the copy
 
         # Contacts: every address, and the same icons scoped to that recipient's copy.
@@ -509,6 +510,6 @@ async def test_markup_is_shown_escaped(live: LiveApp, smtp_server: SmtpRecorder)
         page = (await browser.get(f"/mail/{message_id}")).text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "&lt;img src=x onerror=alert(4)&gt;" in page  # the user agent in the timeline
-        assert 'srcdoc="&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;alert(2)&lt;/script&gt;' in page
+        assert "&gt;&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
     finally:
         await browser.aclose()

@@ -225,5 +225,5 @@ async def test_outbox_pages_need_sign_in_and_sane_ids(outbox_app: LiveApp) -> No
     owner = await sign_in(live, live.email)
     assert (await owner.get(f"/outbox/{2**70}")).status_code == 404
     assert (await owner.get("/outbox/0")).status_code == 404
-    assert (await owner.get("/outbox?page=0")).status_code == 422
+    assert (await owner.get("/outbox?page=0")).status_code == 200  # an odd page is page 1
     await owner.aclose()

@@ -31,8 +31,30 @@ from mailbeacon.store.tables import Event, Link, Message, Recipient
 from mailbeacon.web import runtime_of
 from mailbeacon.web.inputs import ApiId, StrictJsonRoute
 
+
+class ApiError(BaseModel):
+    """What went wrong, in one sentence."""
+
+    detail: str
+
+
+# The errors any operation may answer, so the OpenAPI document names every status we send.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ApiError, "description": "The request could not be read (e.g. NUL in it)."},
+    401: {"model": ApiError, "description": "No valid API token."},
+    413: {
+        "description": "The body is over the limit (64 KB without a valid token, else 12 MB).",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ApiError, "description": "No such message of yours."}
+}
+
 # Bodies are read with `strict_json`: NaN, 1e999, lone surrogates and NUL are a 422 (rule 6).
-router = APIRouter(prefix="/api/v1", tags=["messages"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/api/v1", tags=["messages"], route_class=StrictJsonRoute, responses=ERRORS
+)
 bearer = HTTPBearer(auto_error=False, description="An API token from `mailbeacon token create`.")
 
 
@@ -280,6 +302,7 @@ async def list_messages(
     "/messages/{message_id}",
     response_model=MessageDetail,
     summary="One message with recipients, links and its event timeline",
+    responses=NOT_FOUND,
 )
 async def get_message(message_id: ApiId, request: Request, user_id: UserId) -> dict[str, Any]:
     return await _detail(runtime_of(request), user_id, message_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import delete
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -115,18 +116,21 @@ async def has_credentials(engine: AsyncEngine, scope: Scope) -> bool:
     """Whether a request carries a live session cookie or a live API token.
 
     Read before the body is (see `security.BodyLimit`), so it looks only at headers.
+    While the database is unreachable nobody can be recognised: False.
     """
     connection = HTTPConnection(scope)
     session_id = connection.cookies.get(SESSION_COOKIE, "")
-    authorization = connection.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    async with sessions(engine)() as db:
-        if session_id and len(session_id) <= 100:
-            web_session = await db.get(WebSession, _digest(session_id))
-            if web_session is not None and web_session.expires_at >= datetime.now(UTC):
-                return True
-        if scheme.lower() == "bearer" and token:
-            return await api_token_is_live(db, token.strip())
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    try:
+        async with sessions(engine)() as db:
+            if session_id and len(session_id) <= 100:
+                web_session = await db.get(WebSession, _digest(session_id))
+                if web_session is not None and web_session.expires_at >= datetime.now(UTC):
+                    return True
+            if scheme.lower() == "bearer" and token:
+                return await api_token_is_live(db, token.strip())
+    except (SQLAlchemyError, OSError):
+        return False
     return False
 
 

@@ -35,6 +35,15 @@ NO_STORE = (b"cache-control", b"no-store")
 CACHEABLE_PREFIX = "/static/"
 
 
+def app_path(scope: Scope) -> str:
+    """The path inside the app, without `root_path` (a public prefix) when it carries one."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
+
+
 class SecurityHeaders:
     """A bare ASGI middleware: adds the headers, leaves streaming (SSE) alone."""
 
@@ -46,7 +55,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        wanted = HEADERS if scope["path"].startswith(CACHEABLE_PREFIX) else [*HEADERS, NO_STORE]
+        cacheable = app_path(scope).startswith(CACHEABLE_PREFIX)
+        wanted = HEADERS if cacheable else [*HEADERS, NO_STORE]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

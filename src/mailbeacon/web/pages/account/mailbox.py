@@ -7,6 +7,7 @@ here, while the user is looking, rather than as a failed send later.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -158,7 +159,7 @@ def mail_route(runtime: Runtime, mailbox: MailboxSettings | None) -> MailRoute:
 
 @dataclass(frozen=True, slots=True)
 class TestOutcome:
-    """How the test email went: empty error means accepted, else one of TEST_ERRORS (English)."""
+    """How the test email went: empty error means accepted, else one of the texts below."""
 
     address: str
     error: str
@@ -338,6 +339,8 @@ async def _hand_over(target: SmtpTarget, sock: socket.socket, delivery: Delivery
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             return NOT_ACCEPTED
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            await client.quit()
         return NOT_ACCEPTED if errors else ""
     finally:
         client.close()
