@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from mailbeacon.web.inputs import MAX_ID_DIGITS
-from mailbeacon.web.security import app_path
+from mailbeacon.web.prefix import path_in_app
 
 Scope = MutableMapping[str, Any]
 ErrorPage = Callable[[Request, int, str], Awaitable[Response]]
@@ -68,7 +68,7 @@ class InputGuard:
 
     async def _refuse(self, scope: Scope, receive: Any, send: Any, status: int, kind: str) -> None:
         response: Response
-        if app_path(scope).startswith("/api/"):
+        if path_in_app(scope).startswith("/api/"):
             detail = NUL_MESSAGE if kind == "nul" else "Not Found"
             response = JSONResponse({"detail": detail}, status_code=status)
         else:

@@ -28,13 +28,18 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 COOKIE_PATH = re.compile(rb"(;\s*path=)([^;]*)", re.IGNORECASE)
 
 
-def app_path(request: Request) -> str:
-    """The request's path inside the app, without any public prefix."""
-    path = request.url.path
-    root = request.scope.get("root_path", "")
+def path_in_app(scope: Scope) -> str:
+    """The path inside the app, without `root_path` (a public prefix) when it carries one."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
     if root and (path == root or path.startswith(root + "/")):
         return path[len(root) :] or "/"
     return path
+
+
+def app_path(request: Request) -> str:
+    """The request's path inside the app, without any public prefix."""
+    return path_in_app(request.scope)
 
 
 class PublicPrefix:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from mailbeacon.web.prefix import path_in_app
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -35,15 +37,6 @@ NO_STORE = (b"cache-control", b"no-store")
 CACHEABLE_PREFIX = "/static/"
 
 
-def app_path(scope: Scope) -> str:
-    """The path inside the app, without `root_path` (a public prefix) when it carries one."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and (path == root or path.startswith(root + "/")):
-        return path[len(root) :] or "/"
-    return path
-
-
 class SecurityHeaders:
     """A bare ASGI middleware: adds the headers, leaves streaming (SSE) alone."""
 
@@ -55,7 +48,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        cacheable = app_path(scope).startswith(CACHEABLE_PREFIX)
+        cacheable = path_in_app(scope).startswith(CACHEABLE_PREFIX)
         wanted = HEADERS if cacheable else [*HEADERS, NO_STORE]
 
         async def send_with_headers(message: Message) -> None:
