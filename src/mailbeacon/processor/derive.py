@@ -17,9 +17,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 # How long a round keeps retrying while SQLite stays locked by other writers
 # (each attempt already waits the engine's busy timeout).
 BUSY_PATIENCE = 60.0
+
+# Inserted through Core, one executemany per batch: the ORM's bulk insert
+# starts a new statement whenever a row's set of NULL columns changes.
+EVENTS = cast(Table, Event.__table__)
+NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 def _hit_of(row: Any) -> Hit:
@@ -126,9 +131,9 @@ async def _derive(db: AsyncSession, rows: Sequence[Any]) -> None:
     if len(events) < len(rows):
         log.info("%d hits named no known recipient or link", len(rows) - len(events))
     if events:
-        await db.execute(insert(Event.__table__), events)
+        await db.execute(insert(EVENTS), events)
     if notifications:
-        await db.execute(insert(Notification.__table__), notifications)
+        await db.execute(insert(NOTIFICATIONS), notifications)
     await aggregates.apply(db, totals)
 
 
