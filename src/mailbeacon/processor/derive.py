@@ -207,6 +207,8 @@ async def rebuild(engine: AsyncEngine) -> int:
     events, aggregates and cursor in one transaction; whichever processor
     claims the cursor next starts again from the first hit. Notifications
     stay (they are keyed by hit, and their read marks are the user's).
+    Returns the hits this call read; on PostgreSQL, hits whose writers were
+    still open are left to the next round of any worker.
     """
     dialect = engine.dialect.name
     deadline = time.monotonic() + BUSY_PATIENCE
