@@ -161,7 +161,9 @@ async def test_processor_round_waits_out_a_hit_writer_holding_the_sqlite_lock(
         round_ = asyncio.create_task(process_batch(engine))
         await asyncio.sleep(0.3)  # the writer holds the lock: 15 busy timeouts
         writer.execute("COMMIT")
-        assert await round_ == 2
+        read = await round_  # did not fail
+        assert read >= 1  # the hit committed before the round began, maybe the writer's
+        assert read + await process_all(engine) == 2
         async with sessions(engine)() as db:
             assert await db.scalar(select(func.count()).select_from(Event)) == 2
     finally:

@@ -22,7 +22,7 @@ from mailbeacon.store.db import alembic_config, make_engine, migrate_async, sess
 from mailbeacon.store.hitlog import insert_ignoring_duplicates
 from mailbeacon.store.tables import Event
 from tests.helpers import eventually
-from tests.test_processor import T0, hit, seed
+from tests.test_processor import T0, hit, read_at_least, seed
 
 
 def unknown_open() -> Hit:
@@ -47,19 +47,6 @@ async def drained(engine: Any, seqs: list[int]) -> None:
         return await event_seqs(engine) == seqs
 
     await eventually(done, timeout=30)
-
-
-async def read_at_least(engine: Any, count: int) -> int:
-    """Process until `count` hits were read (see `drained`); returns how many were."""
-    read = 0
-
-    async def enough() -> bool:
-        nonlocal read
-        read += await process_all(engine)
-        return read >= count
-
-    await eventually(enough, timeout=30)
-    return read
 
 
 @pytest.mark.postgres

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, Table, bindparam, case, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,9 +109,9 @@ def _add_to(table: Table, kinds: tuple[str, ...]) -> Any:
     return update(table).where(table.c.id == bindparam("key")).values(values)
 
 
-ADD_TO_RECIPIENT = _add_to(Recipient.__table__, ("open", "click"))  # type: ignore[arg-type]
-ADD_TO_MESSAGE = _add_to(Message.__table__, ("open", "click"))  # type: ignore[arg-type]
-ADD_TO_LINK = _add_to(Link.__table__, ("click",))  # type: ignore[arg-type]
+ADD_TO_RECIPIENT = _add_to(cast(Table, Recipient.__table__), ("open", "click"))
+ADD_TO_MESSAGE = _add_to(cast(Table, Message.__table__), ("open", "click"))
+ADD_TO_LINK = _add_to(cast(Table, Link.__table__), ("click",))
 
 
 async def apply(db: AsyncSession, totals: BatchTotals) -> None:

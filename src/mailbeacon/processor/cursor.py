@@ -1,23 +1,25 @@
-"""The processor's cursor row, and the lock that makes one round at a time.
+"""The processor's cursor row, and the lock that makes one writer at a time.
 
-Several processors may run (a `worker` per machine, a `rebuild` by hand).
-Each round reads the cursor, derives events for the hits after it and moves
-it, all in one transaction; two rounds interleaving would derive the same
-events twice. So a round first takes the cursor row:
+Several processors may run (a `worker` per machine, a `rebuild` by hand). A
+round reads and judges its hits without any lock, then writes the events,
+aggregates and the moved cursor in one transaction that first takes the
+cursor row, and writes only if the cursor is still where its reading began
+(`claim` returns the position; the caller compares). Two rounds can thus
+never both write the same hits:
 
 - **PostgreSQL**: `SELECT ... FOR UPDATE SKIP LOCKED`. If another processor
-  holds the row, this round does nothing and the other one carries on (no
+  holds the row, this round gives up (that one is writing these hits; no
   processor ever waits on another's round). A rebuild waits instead
-  (`FOR UPDATE`): it must not reset the cursor under a running round.
+  (`FOR UPDATE`): it must not reset the cursor under a round being written.
 - **SQLite**: `BEGIN IMMEDIATE` takes the database's write lock before the
-  cursor is read, so the round's reads and writes are one serial unit; a
+  cursor is read, so the check and the writes are one serial unit; a
   deferred transaction would read, then fail to upgrade to a writer when the
-  hit writer committed in between (SQLITE_BUSY without waiting). A busy
-  database is waited for (the engine's busy timeout) and then retried by the
-  caller (`is_busy`), so the hit writer holding the lock for a moment never
-  fails a round.
+  hit writer committed in between (SQLITE_BUSY at once, without waiting). A
+  busy database is waited for (the engine's busy timeout) and then retried by
+  the caller (`is_busy`), so the hit writer holding the lock for a moment
+  never fails a round; the lock is held only for the round's writes.
 
-The row is created on first use with an insert that ignores an existing row,
+The row is created on first use by an insert that ignores an existing row,
 so two processors starting together cannot collide.
 """
 
@@ -51,7 +53,7 @@ def _position_query(*, lock: bool, skip_locked: bool = False) -> Select[int | No
 
 
 async def peek(db: AsyncSession) -> Position:
-    """The cursor as committed, without any lock (to skip idle rounds cheaply)."""
+    """The cursor as committed, without any lock: where a round's reading starts."""
     row = (await db.execute(_position_query(lock=False))).first()
     return START if row is None else Position(xid=row.last_xid, seq=row.last_seq)
 

@@ -1,13 +1,14 @@
 """Turning the hit log into events and aggregates.
 
-A round claims the cursor (one round at a time, however many processors run:
-processor/cursor.py), reads the hits after it that no later commit can get
-behind (processor/reading.py), judges each one (`core.hits.classify`),
-attributes it to the recipient and link its token named, and writes the
-events, the notifications, the aggregates' increments (processor/aggregates.py)
-and the new cursor position in one transaction. A crash leaves either the
-whole round or nothing, so the numbers never drift from the events, and a
-`rebuild` from scratch gives the same result.
+A round reads the hits after the cursor that no later commit can get behind
+(processor/reading.py), judges each one (`core.hits.classify`) and attributes
+it to the recipient and link its token named, all without a lock. Then it
+claims the cursor (one writer at a time, however many processors run:
+processor/cursor.py) and, if no other processor moved it meanwhile, writes
+the events, the notifications, the aggregates' increments
+(processor/aggregates.py) and the new cursor position in one transaction. A
+crash leaves either the whole round or nothing, so the numbers never drift
+from the events, and a `rebuild` from scratch gives the same result.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
 from mailbeacon.processor import aggregates, cursor
-from mailbeacon.processor.reading import START, any_ready, position_after, ready_hits
+from mailbeacon.processor.reading import START, position_after, ready_hits
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Event, Link, Message, Notification, Recipient, User
 
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 # How long a round keeps retrying while SQLite stays locked by other writers
 # (each attempt already waits the engine's busy timeout).
 BUSY_PATIENCE = 60.0
+
+# Inserted through Core, one executemany per batch: the ORM's bulk insert
+# starts a new statement whenever a row's set of NULL columns changes.
+EVENTS = cast(Table, Event.__table__)
+NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 def _hit_of(row: Any) -> Hit:
@@ -53,46 +60,65 @@ def _hit_of(row: Any) -> Hit:
 async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
     """Derive events from up to `limit` new hits; returns how many hits were read.
 
-    0 means nothing was ready, or another processor is in its round right now
-    (it will take these hits). On SQLite a round that finds the database
-    locked by another writer is retried, never failed.
+    0 means nothing was ready, or another processor is writing its round right
+    now (it has these hits). On SQLite a round that finds the database locked
+    by another writer is retried, never failed.
     """
     deadline = time.monotonic() + BUSY_PATIENCE
     while True:
         try:
-            return await _round(engine, limit)
+            read = await _round(engine, limit)
         except Exception as exc:
             if not cursor.is_busy(exc) or time.monotonic() > deadline:
                 raise
             log.info("the database is busy; retrying the processor round")
+            continue
+        if read is not None:
+            return read
 
 
-async def _round(engine: AsyncEngine, limit: int) -> int:
+@dataclass
+class Derived:
+    """What one batch of hits adds: rows to insert and aggregate increments."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    totals: aggregates.BatchTotals = field(default_factory=aggregates.BatchTotals)
+
+
+async def _round(engine: AsyncEngine, limit: int) -> int | None:
+    """One round in two transactions; None when another processor moved the
+    cursor between them (the work is dropped and the caller reads again).
+
+    Reading and judging take no lock; only the writing holds the cursor (and
+    on SQLite the database's one write lock, which the hit writer waits for),
+    so that part is kept to the inserts and updates themselves.
+    """
     dialect = engine.dialect.name
     async with sessions(engine)() as db:
-        # A cheap look first: an idle round takes no lock at all.
-        if not (await db.execute(any_ready(dialect, await cursor.peek(db)))).first():
+        start = await cursor.peek(db)
+        rows = (await db.execute(ready_hits(dialect, start, limit))).all()
+        if not rows:
             return 0
+        derived = await _derive(db, rows)
     async with sessions(engine)() as db, db.begin():
         position = await cursor.claim(db, dialect)
         if position is None:
             return 0
-        rows = (await db.execute(ready_hits(dialect, position, limit))).all()
-        if rows:
-            await _derive(db, rows)
-            await cursor.advance(db, position_after(rows[-1]))
-        return len(rows)
+        if position != start:
+            return None
+        await _write(db, derived)
+        await cursor.advance(db, position_after(rows[-1]))
+    return len(rows)
 
 
-async def _derive(db: AsyncSession, rows: Sequence[Any]) -> None:
-    """Events, notifications and aggregate increments for one batch of hits."""
+async def _derive(db: AsyncSession, rows: Sequence[Any]) -> Derived:
+    """Judge and attribute one batch of hits (reads only)."""
     recipients = await _recipients(db, {row.recipient_id for row in rows})
     links = await _links(db, {row.link_id for row in rows if row.link_id})
     listeners = await _listeners(db, {row.message_id for row in rows})
     notified = await _already_notified(db, [row.seq for row in rows])
-    events: list[dict[str, Any]] = []
-    notifications: list[dict[str, Any]] = []
-    totals = aggregates.BatchTotals()
+    derived = Derived()
     for row in rows:
         link_id = row.link_id if row.kind == HitKind.CLICK else None
         if recipients.get(row.recipient_id) != row.message_id or (
@@ -111,25 +137,29 @@ async def _derive(db: AsyncSession, rows: Sequence[Any]) -> None:
             "kind": row.kind,
             "occurred_at": row.received_at,
         }
-        events.append(
+        derived.events.append(
             event
             | {"verdict": verdict.value, "counted": counted, "ip": row.ip}
             | {"user_agent": row.user_agent}
         )
         if counted:
-            totals.add(
+            derived.totals.add(
                 HitKind(row.kind), row.received_at, row.message_id, row.recipient_id, link_id
             )
             user_id = listeners.get(row.message_id)
             if user_id is not None and row.seq not in notified:
-                notifications.append(event | {"user_id": user_id})
-    if len(events) < len(rows):
-        log.info("%d hits named no known recipient or link", len(rows) - len(events))
-    if events:
-        await db.execute(insert(Event.__table__), events)
-    if notifications:
-        await db.execute(insert(Notification.__table__), notifications)
-    await aggregates.apply(db, totals)
+                derived.notifications.append(event | {"user_id": user_id})
+    if len(derived.events) < len(rows):
+        log.info("%d hits named no known recipient or link", len(rows) - len(derived.events))
+    return derived
+
+
+async def _write(db: AsyncSession, derived: Derived) -> None:
+    if derived.events:
+        await db.execute(insert(EVENTS), derived.events)
+    if derived.notifications:
+        await db.execute(insert(NOTIFICATIONS), derived.notifications)
+    await aggregates.apply(db, derived.totals)
 
 
 async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, int]:
@@ -177,6 +207,8 @@ async def rebuild(engine: AsyncEngine) -> int:
     events, aggregates and cursor in one transaction; whichever processor
     claims the cursor next starts again from the first hit. Notifications
     stay (they are keyed by hit, and their read marks are the user's).
+    Returns the hits this call read; on PostgreSQL, hits whose writers were
+    still open are left to the next round of any worker.
     """
     dialect = engine.dialect.name
     deadline = time.monotonic() + BUSY_PATIENCE

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, select, true, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, select, tuple_
 
 from mailbeacon.store.tables import XID8, HitRow
 
@@ -65,12 +65,6 @@ def ready_hits(dialect: str, position: Position, limit: int) -> Select[Any]:
     """Up to `limit` hits after `position`, each final, in cursor order."""
     ready, order = _ready(dialect, position)
     return select(*HitRow.__table__.c).where(ready).order_by(*order).limit(limit)
-
-
-def any_ready(dialect: str, position: Position) -> Select[Any]:
-    """Whether a round would find anything (read without taking any lock)."""
-    ready, _ = _ready(dialect, position)
-    return select(true()).where(ready).limit(1)
 
 
 def position_after(row: Any) -> Position:
