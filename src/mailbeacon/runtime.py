@@ -53,7 +53,7 @@ class Runtime:
         self.fernet = settings.fernet()
         self.hits = HitLog(self.engine, settings.spool_path)
         self._serve_hits = serve_hits
-        self.cpu = CpuPool(workers=CPU_WORKERS)
+        self.cpu = CpuPool(workers=CPU_WORKERS, nice=5)
         # Present whenever there is an outbox (pages link to it); started only by the worker.
         self.outbox: Outbox | None = None
         if not settings.smtp_url:

@@ -79,7 +79,8 @@ class SendWorker:
         self._target_for = target_for
         self._delays = tuple(RETRY_DELAYS if retry_delays is None else retry_delays)
         self._lease = lease
-        self._pool = CpuPool(workers=1)  # one process: it keeps the message and the connection
+        # One process: it keeps the message and the connection; low priority: pixels come first.
+        self._pool = CpuPool(workers=1, nice=10)
         self._wake = asyncio.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
