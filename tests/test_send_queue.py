@@ -430,7 +430,7 @@ async def test_pages_show_progress_and_the_status_endpoint_is_private(
     )
     queued = response.json()
     assert queued["status"] == "queued"
-    assert [r["status"] for r in queued["recipients"]] == ["queued", "queued"]
+    assert {r["status"] for r in queued["recipients"]} <= {"queued", "sending", "sent"}
     await delivered(live.client, queued["id"], live.auth())
     browser = await sign_in(live, live.email)
     try:

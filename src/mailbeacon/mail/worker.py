@@ -97,6 +97,9 @@ class SendWorker:
                 except (SQLAlchemyError, OSError):
                     log.warning("send worker: database unavailable", exc_info=True)
                     worked = False
+                except Exception:  # one bad job must not stop every later send
+                    log.exception("send worker: a round failed; the job is retried")
+                    worked = False
                 if not worked:
                     await self._idle(stop)
         finally:
