@@ -16,8 +16,8 @@ from mailbeacon.core.text import N_
 MAX_RECIPIENTS = 100
 MAX_SUBJECT = 998
 MAX_BODY_CHARS = 5_000_000
-# Distinct tracked links per email: each costs a stored row and a token in every copy.
-MAX_LINKS = 1_000
+# Distinct trackable links per email (HTML and text part together).
+MAX_LINKS = 1000
 
 
 REQUEST_PROBLEMS: dict[str, str] = {
@@ -27,10 +27,7 @@ REQUEST_PROBLEMS: dict[str, str] = {
         "The subject must be one line, without line breaks or control characters."
     ),
     "too_long": N_("At most %(num)s characters."),
-    "too_many_links": N_(
-        "At most %(num)s different links can be tracked in one email. "
-        "Remove some links or turn off link tracking."
-    ),
+    "too_many_links": N_("At most %(num)s different links per email."),
     "nul_character": N_("The message contains a NUL character, which email cannot carry."),
     **ADDRESS_PROBLEMS,
 }
