@@ -7,13 +7,16 @@ first use and replaces them if one dies. Processes come from a fork server
 (never forked from the parent itself, which runs threads), started once per
 process with the modules named by `preload` already imported, so a new pool
 process is ready in milliseconds. Functions given to it must be importable
-module-level functions taking and returning picklable data.
+module-level functions taking and returning picklable data. A pool may run
+its processes at a lower priority (`nice`), so that on a busy machine the
+scheduler prefers the process answering pixels.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,16 +31,28 @@ def preload(modules: list[str]) -> None:
     _CONTEXT.set_forkserver_preload(modules)
 
 
+def _lower_priority(nice: int) -> None:
+    """Runs first in each pool process: background work yields the CPU to pixel answers."""
+    if nice:
+        os.nice(nice)
+
+
 class CpuPool:
     """Run functions in worker processes and await their results from the loop."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, nice: int = 0) -> None:
         self._workers = workers
+        self._nice = nice
         self._executor: ProcessPoolExecutor | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=self._workers, mp_context=_CONTEXT)
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=_CONTEXT,
+                initializer=_lower_priority,
+                initargs=(self._nice,),
+            )
         return self._executor
 
     async def run(self, function: Callable[..., T], *args: Any, retry: bool = True) -> T:

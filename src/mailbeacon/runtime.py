@@ -58,7 +58,7 @@ class Runtime:
             confirm_timeout=settings.hit_confirm_timeout,
         )
         self._serve_hits = serve_hits
-        self.cpu = CpuPool(workers=CPU_WORKERS)
+        self.cpu = CpuPool(workers=CPU_WORKERS, nice=5)
         # Present whenever there is an outbox (pages link to it); started only by the worker.
         self.outbox: Outbox | None = None
         if not settings.smtp_url:

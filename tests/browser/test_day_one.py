@@ -65,6 +65,10 @@ async def compose_and_send(page: Page, base_url: str) -> str:
     await shoot(page, "compose-desktop")
     await page.click("button.primary[type=submit]")
     await expect(page).to_have_url(re.compile(r"/mail/\d+\?sent=1$"))
+    # Queued at once; the page follows delivery live, without a reload.
+    await expect(page.locator("#live-region .alert.ok")).to_contain_text(
+        "Your email was sent.", timeout=30_000
+    )
     return page.url.split("/mail/")[1].split("?")[0]
 
 

@@ -21,10 +21,7 @@ REQUEST_PROBLEMS: dict[str, str] = {
         "The subject must be one line, without line breaks or control characters."
     ),
     "too_long": N_("At most %(num)s characters."),
-    "too_many_links": N_(
-        "At most %(num)s different links can be tracked in one email. "
-        "Remove some links or turn off link tracking."
-    ),
+    "too_many_links": N_("At most %(num)s different links per email."),
     "nul_character": N_("The message contains a NUL character, which email cannot carry."),
     "not_unicode": N_(
         "The text contains a broken character (a lone surrogate) that email cannot carry."

@@ -29,9 +29,9 @@ from mailbeacon.core.mime import new_message_id
 from mailbeacon.core.policy import Switches, TrackingDecision, decide
 from mailbeacon.core.text import html_to_text
 
-# Raw characters of all recipient fields together, checked before any parsing:
-# room for MAX_RECIPIENTS addresses with long display names.
-MAX_RECIPIENT_CHARS = MAX_RECIPIENTS * 600
+# Raw characters of one recipient field (To, Cc or Bcc) as typed, checked before any
+# parsing: room for MAX_RECIPIENTS mailboxes of up to 1000 characters and separators.
+MAX_RECIPIENT_CHARS = MAX_RECIPIENTS * 1002
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +95,9 @@ def check_sizes(request: SendInput) -> None:
     fields = (("to", request.to), ("cc", request.cc), ("bcc", request.bcc))
     if sum(len(values) for _, values in fields) > MAX_RECIPIENTS:
         raise InvalidRequest("to", "too_many_recipients", num=MAX_RECIPIENTS)
-    if sum(len(value) for _, values in fields for value in values) > MAX_RECIPIENT_CHARS:
-        longest = max(fields, key=lambda item: sum(len(v) for v in item[1]))[0]
-        raise InvalidRequest(longest, "too_long", num=MAX_RECIPIENT_CHARS)
+    for name, values in fields:
+        if sum(len(value) for value in values) > MAX_RECIPIENT_CHARS:
+            raise InvalidRequest(name, "too_long", num=MAX_RECIPIENT_CHARS)
     if len(request.subject) > MAX_SUBJECT:
         raise InvalidRequest("subject", "too_long", num=MAX_SUBJECT)
     for name, body in (("html", request.html), ("text", request.text)):
@@ -161,7 +161,7 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
         draft = _draft(profile, request, text)
         links = [url for url in draft.links() if not _is_ours(url, public_url)]
         decision = _decide(profile, request, draft, links)
-        if decision.track_links and len(links) > MAX_LINKS:
+        if len(links) > MAX_LINKS:
             raise InvalidRequest(
                 "html" if draft.html is not None else "text", "too_many_links", num=MAX_LINKS
             )

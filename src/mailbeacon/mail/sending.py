@@ -47,7 +47,7 @@ def profile_of(user: User) -> SenderProfile:
 
 
 class Sender:
-    """Queues users' messages; `on_queued` wakes an in-process send worker."""
+    """Queues users' messages; `notify_queued` wakes an in-process send worker."""
 
     def __init__(
         self,
@@ -72,12 +72,15 @@ class Sender:
         result = await self._cpu.run(prepare, profile, request, self._public_url)
         if isinstance(result, Rejected):
             raise result.error()
-        message_id = await sendqueue.enqueue(
+        return await sendqueue.enqueue(
             self._engine, _new_message(user_id, profile, request, result), datetime.now(UTC)
         )
+
+    def notify_queued(self) -> None:
+        """Wake an in-process send worker: call once the answer ("queued") is built, so the
+        worker cannot change the status under it. A worker elsewhere polls the queue."""
         if self._on_queued is not None:
             self._on_queued()
-        return message_id
 
     async def preview(self, user: User, request: SendInput) -> Prepared | None:
         """What would be tracked for this request as it stands (the composer's note)."""

@@ -79,7 +79,8 @@ class SendWorker:
         self._target_for = target_for
         self._delays = tuple(RETRY_DELAYS if retry_delays is None else retry_delays)
         self._lease = lease
-        self._pool = CpuPool(workers=1)  # one process: it keeps the message and the connection
+        # One process: it keeps the message and the connection; low priority: pixels come first.
+        self._pool = CpuPool(workers=1, nice=10)
         self._wake = asyncio.Event()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -95,6 +96,9 @@ class SendWorker:
                     worked = await self.run_once(stop)
                 except (SQLAlchemyError, OSError):
                     log.warning("send worker: database unavailable", exc_info=True)
+                    worked = False
+                except Exception:  # one bad job must not stop every later send
+                    log.exception("send worker: a round failed; the job is retried")
                     worked = False
                 if not worked:
                     await self._idle(stop)

@@ -256,7 +256,11 @@ async def send_message(body: MessageIn, request: Request, user_id: UserId) -> di
         )
     except InvalidRequest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [request_error(exc)]) from exc
-    return await _detail(runtime, user_id, message_id)
+    answer = await _detail(runtime, user_id, message_id)
+    # The status as stored: a worker polling the queue may have claimed it since.
+    answer["status"] = "queued"
+    runtime.sender.notify_queued()
+    return answer
 
 
 def request_error(exc: InvalidRequest) -> dict[str, Any]:

@@ -162,13 +162,13 @@ async def send(request: Request, current: Checked) -> Response:
     """Queue the email and show its page (which follows delivery live), or show the form
     again with the user's input and the error by its field."""
     form = ComposeForm.from_form(await request.form())
+    sender = runtime_of(request).sender
     try:
-        message_id = await runtime_of(request).sender.enqueue(
-            current.user.id, form.send_input(current.user)
-        )
+        message_id = await sender.enqueue(current.user.id, form.send_input(current.user))
     except InvalidRequest as exc:
         field, problem = field_error(exc, localizer_for(request, current))
         return await compose_page(request, current, form, {field: problem}, status_code=422)
+    sender.notify_queued()
     return RedirectResponse(f"/mail/{message_id}?sent=1", status_code=303)
 
 
