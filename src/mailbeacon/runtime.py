@@ -12,12 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailbeacon.core.tokens import KeyRing
 from mailbeacon.cpupool import CpuPool, preload
+from mailbeacon.mail.destinations import (
+    RefusedDestination,
+    UnreachableDestination,
+    check_destination,
+)
 from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
@@ -89,14 +95,38 @@ class Runtime:
         async with sessions(self.engine)() as db:
             mailbox = await load_mailbox(db, user_id)
         if mailbox is not None:
-            return SmtpTarget(
+            target = SmtpTarget(
                 host=mailbox.host,
                 port=mailbox.port,
                 security=mailbox.security,
                 username=mailbox.username,
                 password=mailbox_password(self.fernet, mailbox),
             )
+            return await self._checked(target)
         return self.default_smtp_target()
+
+    async def _checked(self, target: SmtpTarget) -> SmtpTarget:
+        """A user's own mailbox, held to the same rule as "send test email".
+
+        Users type these host names, so they must not reach loopback, private or
+        metadata addresses (unless SMTP_ALLOW_PRIVATE); SMTP_URL and the outbox
+        are the operator's choice and are not checked.
+        """
+        try:
+            checked = await check_destination(
+                target.host, target.port, allow_private=self.settings.smtp_allow_private
+            )
+        except RefusedDestination:
+            return replace(
+                target,
+                refusal=(
+                    f"the mailbox's server {target.host} is on a private or local network, "
+                    "which this MailBeacon server does not allow"
+                ),
+            )
+        except UnreachableDestination:
+            return target  # the connection fails in turn and is retried later
+        return replace(target, connect_address=checked[0].address)
 
     def default_smtp_target(self) -> SmtpTarget:
         """The server-wide SMTP_URL, or the embedded outbox when none is set.

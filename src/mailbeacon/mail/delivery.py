@@ -83,6 +83,8 @@ def deliver_copy(order: CopyOrder) -> Outcome:
     except Exception as exc:  # a body no rule foresaw must not stop the queue
         log.exception("could not build copy for recipient %d", order.recipient_id)
         return Outcome("failed", f"this copy could not be built: {type(exc).__name__}")
+    if order.target.refusal:
+        return Outcome("failed", order.target.refusal)
     sender = parse_mailbox(_template.from_address).address
     return _transmit(order.target, sender, order.recipient, raw, utf8)
 
@@ -153,16 +155,16 @@ def _open(target: SmtpTarget) -> smtplib.SMTP:
     smtp: smtplib.SMTP
     if target.security == "tls":
         smtp = smtplib.SMTP_SSL(
-            target.host,
-            target.port,
             local_hostname=_local_hostname,
             timeout=target.timeout,
             context=ssl.create_default_context(),
         )
     else:
-        smtp = smtplib.SMTP(
-            target.host, target.port, local_hostname=_local_hostname, timeout=target.timeout
-        )
+        smtp = smtplib.SMTP(local_hostname=_local_hostname, timeout=target.timeout)
+    # smtplib verifies TLS against `_host`, the name given to its constructor; we
+    # connect to the checked address (when there is one) but verify the name.
+    smtp._host = target.host  # type: ignore[attr-defined]
+    smtp.connect(target.connect_address or target.host, target.port)
     try:
         smtp.ehlo_or_helo_if_needed()
         if target.security == "starttls":

@@ -20,6 +20,12 @@ class SmtpTarget:
     username: str = ""
     password: str = ""
     timeout: float = 30.0
+    # For a user's own mailbox: the address `host` resolved to and was checked at
+    # (mail.destinations), connected to instead of resolving again, so DNS cannot
+    # be re-pointed between check and use; TLS still verifies `host`.
+    connect_address: str = ""
+    # Why this destination must not be used at all (a private address): every copy fails.
+    refusal: str = ""
 
     @classmethod
     def from_url(cls, url: str) -> SmtpTarget:
