@@ -103,8 +103,8 @@ class HitLog:
         self._engine = engine
         self._insert = insert_ignoring_duplicates(engine)
         # A batch the database has not taken by then goes to the spool, early
-        # enough that spooling still fits in the time a reader may wait.
-        self._database_timeout = confirm_timeout / 2
+        # enough that spooling (an fsync) still fits in the time a reader may wait.
+        self._database_timeout = confirm_timeout * 0.75
         self._sqlite: SqliteHitWriter | None = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._sqlite = SqliteHitWriter(
