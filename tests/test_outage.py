@@ -117,25 +117,31 @@ async def survive_outage(
     cut: Callable[[], Awaitable[Any]],
     restore: Callable[[], Awaitable[Any]],
 ) -> None:
+    async def stored(expected: int) -> bool:
+        # On a loaded machine a batch slower than the database timeout is spooled
+        # and replayed a moment later: stored, but not necessarily at once.
+        return await count_hits(url) == (expected, expected)
+
     await burst(live, 0, 60, 20)
-    assert await count_hits(url) == (80, 80)
+    await eventually(lambda: stored(80), timeout=20)
+    log = hit_log(live)
+    spooled_before = log.spooled_total
     await cut()
     await burst(live, 1000, 150, 50)
-    log = hit_log(live)
     assert not log.database_ok
-    assert log.spooled_total == 200
+    assert log.spooled_total - spooled_before == 200
     assert log.spool.owned_bytes > 0
     assert spool_files(live)
     await restore()
 
     async def replayed() -> bool:
-        return await count_hits(url) == (280, 280)
+        return await stored(280)
 
     await eventually(replayed, timeout=20)
     assert spool_files(live) == []
     assert log.database_ok
     await burst(live, 5000, 10, 0)  # and back to normal
-    assert await count_hits(url) == (290, 290)
+    await eventually(lambda: stored(290), timeout=20)
 
 
 async def test_postgres_cut_away_mid_burst(

@@ -503,7 +503,7 @@ async def test_sqlite_locked_longer_than_busy_timeout_spools_without_stalling(
     await _empty(sqlite_server_url)
     path = sqlite_server_url.removeprefix("sqlite+aiosqlite:///")
     engine = make_engine(sqlite_server_url)
-    log = HitLog(engine, tmp_path / "spool", replay_interval=3600, confirm_timeout=1.0)
+    log = HitLog(engine, tmp_path / "spool", replay_interval=3600)  # busy timeout 1.2 s
     await log.start()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -527,7 +527,7 @@ async def test_sqlite_locked_longer_than_busy_timeout_spools_without_stalling(
         assert not log.database_ok
         stop.set()
         await ticking
-        assert max(gaps) < 0.5, max(gaps)
+        assert max(gaps) < 1.0, max(gaps)  # under the busy timeout: SQLite never blocks it
         holder.execute("ROLLBACK")
         assert await log.replay_spool() == 50
         assert await stored_ids(sqlite_server_url) == {hit.hit_id for hit in hits}

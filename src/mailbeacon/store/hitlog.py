@@ -51,6 +51,7 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     exc.IntegrityError,
 )
 REJECTED_FILE = "rejected.jsonl"
+FLUSHER_RESTART_DELAY = 0.1  # seconds
 
 
 def insert_ignoring_duplicates(engine: AsyncEngine) -> Insert:
@@ -102,8 +103,8 @@ class HitLog:
         self._engine = engine
         self._insert = insert_ignoring_duplicates(engine)
         # A batch the database has not taken by then goes to the spool, early
-        # enough that spooling still fits in the time a reader may wait.
-        self._database_timeout = confirm_timeout / 2
+        # enough that spooling (an fsync) still fits in the time a reader may wait.
+        self._database_timeout = confirm_timeout * 0.75
         self._sqlite: SqliteHitWriter | None = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._sqlite = SqliteHitWriter(
@@ -205,8 +206,13 @@ class HitLog:
         error = None if task.cancelled() else task.exception()
         log.error("the hit flusher stopped (%r); starting a new one", error or "cancelled")
         self.flusher_restarts += 1
-        self._start_flusher()
-        self._wake.set()
+        # A moment's pause, so a flusher that keeps failing cannot spin the loop.
+        asyncio.get_running_loop().call_later(FLUSHER_RESTART_DELAY, self._restart_flusher)
+
+    def _restart_flusher(self) -> None:
+        if not self._closing:
+            self._start_flusher()
+            self._wake.set()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -223,9 +229,10 @@ class HitLog:
             try:
                 await self._flush(batch)
             except BaseException:
-                # Cancelled or broken mid-batch: whatever is unanswered goes back to
-                # the front of the queue (writing a hit twice is harmless, by its id).
-                self._pending[:0] = [item for item in batch if not item[1].done()]
+                # Cancelled or broken mid-batch: the whole batch goes back to the
+                # front of the queue, answered or not (a reader may have been
+                # answered by the timer; writing a hit twice is harmless, by its id).
+                self._pending[:0] = batch
                 raise
 
     async def _flush(self, batch: Sequence[tuple[Hit, asyncio.Future[None]]]) -> None:

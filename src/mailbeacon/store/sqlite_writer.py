@@ -6,6 +6,12 @@ about 4 ms, of which SQLite's own commit is 0.5 ms (measured in
 bench/README.md). One thread owning one plain connection takes a batch in a
 single hop, so the event loop keeps answering requests while the batch is
 written and fsynced.
+
+A batch is all or nothing: whatever refuses it (SQLite, or a value Python
+cannot bind), it is rolled back and the write lock let go. Its busy timeout
+is kept short (the hit log's database timeout): when another writer holds
+the lock longer, the batch fails fast and goes to the spool instead of
+keeping readers waiting (DESIGN rules 1 and 3).
 """
 
 from __future__ import annotations
