@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     outbox_port: int = Field(default=0, ge=0, le=65535, description="Embedded outbox SMTP port.")
     process_interval: float = Field(default=0.5, gt=0, le=60, description="Processor poll, s.")
     embedded_worker: bool = Field(
-        default=True, description="Run the processor in the web process (else `mailbeacon worker`)."
+        default=True,
+        description="`serve` starts the worker (send queue, processor, outbox) as a second "
+        "process; false: run `mailbeacon worker` yourself.",
     )
     data_key: str = Field(default="", description="Fernet key encrypting stored passwords.")
     session_days: int = Field(default=14, ge=1, le=365, description="Sign-in lifetime.")
