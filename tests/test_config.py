@@ -26,6 +26,7 @@ from mailbeacon.settings import APP_PATHS, ConfigError, load_settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import SmtpRecorder
+from tests.helpers import delivered
 from tests.web_helpers import LOGIN_CSRF, PASSWORD
 
 MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
@@ -150,6 +151,7 @@ async def test_public_url_path_prefix_pixel_and_click_are_answered_under_it(
         },
     )
     assert sent.status_code == 201, sent.text
+    await delivered(live.client, sent.json()["id"], live.auth())  # sending is queued
     html = smtp_server.to("ann@example.com").body("html") or ""
     [pixel] = PIXEL.findall(html)
     [click] = CLICK.findall(html)

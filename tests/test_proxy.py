@@ -38,6 +38,7 @@ from mailbeacon.settings import ConfigError, load_settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import LiveApp, SmtpRecorder
+from tests.helpers import delivered
 from tests.web_helpers import LOGIN_CSRF, PASSWORD
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -286,6 +287,7 @@ async def test_behind_nginx_with_a_prefix_pixel_and_click_record_the_client(
             },
         )
     assert sent.status_code == 201, sent.text
+    await delivered(live.client, sent.json()["id"], live.auth())  # sending is queued
     html = smtp_server.to("ann@example.com").body("html") or ""
     [pixel] = PIXEL.findall(html)
     [click] = CLICK.findall(html)

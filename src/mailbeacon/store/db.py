@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,10 @@ def _private_sqlite_file(path: Path) -> None:
     SQLite gives its -wal and -shm files the database file's permissions.
     """
     path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    # Only create: an existing file is never opened for writing here (it may be
+    # immutable while the collector spools; start-up must not fail on it).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         make_private(existing)
 

@@ -29,7 +29,15 @@ def make_private(path: Path) -> None:
     if path.is_symlink() or not mode & 0o077:
         return
     wanted = mode & (PRIVATE_DIR if path.is_dir() else PRIVATE_FILE)
-    os.chmod(path, wanted)
+    try:
+        os.chmod(path, wanted)
+    except OSError as exc:
+        # An immutable or read-only file must not stop start-up: the collector can
+        # still answer (and spool) hits. Say so loudly; the operator fixes the mode.
+        log.error(
+            "%s is open to other users (mode %o) and could not be changed: %s", path, mode, exc
+        )
+        return
     log.warning("%s was open to other users (mode %o); it is now %o", path, mode, wanted)
 
 
