@@ -13,6 +13,15 @@ never counts a hit twice (DESIGN rule 3; B10).
 A reader is never kept waiting longer than `confirm_timeout` (DESIGN rule 1
 wins over rule 3): a hit still unconfirmed by then is answered anyway, logged
 and counted in `unconfirmed_total`, and stays queued to be written.
+
+A database that answers, but slowly, is hedged rather than waited for: when a
+batch's commit has not finished within `hedge_after` (another writer holds
+SQLite's one write lock while it stores a 5 MB message, a slow fsync), the
+batch is also appended to the spool and its readers are answered from there,
+and later batches go to the spool until that commit is over. Whichever copy
+lands first makes the hit durable; the replay of the other is ignored by hit
+id. A pixel then waits about `hedge_after` plus one fsync, not the length of
+someone else's transaction.
 """
 
 from __future__ import annotations
@@ -99,6 +108,7 @@ class HitLog:
         replay_chunk: int = 2000,
         replay_interval: float = 1.0,
         confirm_timeout: float = 2.0,
+        hedge_after: float = 0.05,
     ) -> None:
         self._engine = engine
         self._insert = insert_ignoring_duplicates(engine)
@@ -115,6 +125,8 @@ class HitLog:
         self._replay_chunk = replay_chunk
         self._replay_interval = replay_interval
         self._confirm_timeout = confirm_timeout
+        self._hedge_after = hedge_after
+        self._slow_insert: asyncio.Task[None] | None = None  # a commit we stopped waiting for
         self._pending: list[tuple[Hit, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._spool_lock = asyncio.Lock()  # the active segment: appends and retiring
@@ -130,6 +142,7 @@ class HitLog:
         self.unconfirmed_total = 0  # answered before durability was confirmed
         self.undurable_total = 0  # neither the database nor the spool took them
         self.flusher_restarts = 0
+        self.hedged_total = 0  # spooled because the database was slow, not away
         self._last_unconfirmed_log = float("-inf")
 
     @property
@@ -158,6 +171,9 @@ class HitLog:
             except (Exception, asyncio.CancelledError) as died:
                 log.error("the hit flusher died while stopping: %r", died)
             self._flusher = None
+        if self._slow_insert is not None:  # a hedged commit still under way
+            with contextlib.suppress(Exception):
+                await self._slow_insert
         if self._pending:  # the flusher died on the way out: write them here
             await self._flush_pending()
         await asyncio.to_thread(self.spool.close)
@@ -239,18 +255,22 @@ class HitLog:
         hits = [hit for hit, _ in batch]
         error: BaseException | None = None
         stored = False
-        if self._database_ok:
+        if self._database_ok and self._slow_insert is None:
+            insert = asyncio.ensure_future(
+                asyncio.wait_for(self._insert_hits(hits), self._database_timeout)
+            )
+            await asyncio.wait({insert}, timeout=self._hedge_after)
+            if not insert.done():
+                await self._hedge(batch, insert)
+                return
             try:
-                await asyncio.wait_for(self._insert_hits(hits), self._database_timeout)
+                insert.result()
                 stored = True
             except Exception as refused:
-                # Bad rows leave the database usable for the next batch; the
-                # replay sets them aside. Anything else: spool until it is back.
-                self._database_ok = is_data_error(refused)
-                log.warning("database refused %d hits, spooling them: %r", len(hits), refused)
+                self._database_refused(len(hits), refused)
         if not stored:
             try:
-                await self._spool_hits(hits)
+                await self._spool_hits(hits, hedged=self._slow_insert is not None)
             except Exception as failed:
                 self.undurable_total += len(hits)
                 log.error("could not spool %d hits either: %s", len(hits), failed)
@@ -263,11 +283,58 @@ class HitLog:
             else:
                 future.set_exception(error)
 
-    async def _spool_hits(self, hits: Sequence[Hit]) -> None:
+    def _database_refused(self, count: int, refused: BaseException) -> None:
+        # Bad rows leave the database usable for the next batch; the replay sets
+        # them aside. Anything else: spool until it is back.
+        self._database_ok = is_data_error(refused)
+        log.warning("database refused %d hits, spooling them: %r", count, refused)
+
+    async def _hedge(
+        self, batch: Sequence[tuple[Hit, asyncio.Future[None]]], insert: asyncio.Future[None]
+    ) -> None:
+        """The commit is slow: spool the batch too, answer its readers, let the commit finish.
+
+        Until it does, batches go to the spool (`_slow_insert` is set), so no reader
+        queues behind it; the replay moves them into the database afterwards.
+        """
+        self._slow_insert = asyncio.ensure_future(self._finish_slow_insert(len(batch), insert))
+        hits = [hit for hit, _ in batch]
+        error: BaseException | None = None
+        try:
+            await self._spool_hits(hits, hedged=True)
+        except Exception as failed:
+            # Not durable on disk: the readers wait for the commit (or their timer).
+            log.error("could not spool %d hits while the database was slow: %s", len(hits), failed)
+            try:
+                await insert
+            except Exception as refused:
+                self.undurable_total += len(hits)
+                error = refused
+        for _, future in batch:
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    async def _finish_slow_insert(self, count: int, insert: asyncio.Future[None]) -> None:
+        try:
+            await insert
+        except Exception as refused:
+            self._database_refused(count, refused)
+        finally:
+            self._slow_insert = None
+            self._wake.set()
+
+    async def _spool_hits(self, hits: Sequence[Hit], *, hedged: bool = False) -> None:
+        """Append and fsync `hits`; `hedged`: the database is slow, not away."""
         payloads = [encode_hit(hit) for hit in hits]
         async with self._spool_lock:
             await asyncio.to_thread(self.spool.append, payloads)
-        self.spooled_total += len(hits)
+        if hedged:
+            self.hedged_total += len(hits)
+        else:
+            self.spooled_total += len(hits)
 
     async def _insert_hits(self, hits: Sequence[Hit]) -> None:
         if self._sqlite is not None:
