@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import smtplib
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,10 +21,10 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mailbeacon.core.compose import MAX_BODY_CHARS, MAX_LINKS, MAX_RECIPIENTS
+from mailbeacon.core.compose import MAX_LINKS, MAX_RECIPIENTS
 from mailbeacon.core.tokens import KeyRing
 from mailbeacon.mail.outbox import Outbox, header_block, subject_of
 from mailbeacon.mail.smtp import SmtpTarget
@@ -444,176 +441,3 @@ async def test_pages_show_progress_and_the_status_endpoint_is_private(
         await other.aclose()
     finally:
         await browser.aclose()
-
-
-# --- rule 1: the pixel during the largest send ---------------------------------------------
-
-
-@pytest.fixture
-def sink_smtp() -> Iterator[str]:
-    """An SMTP server that accepts and discards, in a process of its own: receiving 100 copies
-    of several megabytes must not load the test's own event loop."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-c",
-            "aiosmtpd.handlers.Sink",
-            "-l",
-            f"127.0.0.1:{port}",
-        ],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the sink did not start"
-                time.sleep(0.05)
-        yield f"smtp://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def largest_message() -> str:
-    """An HTML body of exactly MAX_BODY_CHARS with MAX_LINKS distinct links."""
-    links = links_body(MAX_LINKS)
-    filler = "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 16 + "</p>\n"
-    body = links + filler * ((MAX_BODY_CHARS - len(links)) // len(filler))
-    return body + "x" * (MAX_BODY_CHARS - len(body))
-
-
-async def sent_copies(engine: AsyncEngine, message_id: int) -> int:
-    async with engine.connect() as conn:
-        count = await conn.scalar(
-            select(func.count()).where(
-                Recipient.message_id == message_id, Recipient.status == "sent"
-            )
-        )
-        return int(count or 0)
-
-
-WATCHED_COPIES = 8  # copies of ~5 MB each, rendered and delivered while pixels are timed
-
-
-@pytest.mark.timeout(300)
-async def test_pixels_stay_fast_during_the_largest_send(
-    serve_app: Any, database_url: str, sink_smtp: str
-) -> None:
-    """The largest message the limits allow (max body, max recipients, max links) while a
-    client fetches pixels over real HTTP: every pixel is answered, p99 under 100 ms.
-
-    Timed from before the API call (its checks and storing included) until the worker
-    has delivered WATCHED_COPIES copies: each copy repeats the same work, so the rest of
-    the 100 would only make the test longer. The app then stops mid-send, as a restart
-    would (the worker finishes the copy in hand).
-    """
-    live: LiveApp = await serve_app(database_url, smtp_url=sink_smtp)
-    warm = await live.client.post(
-        "/api/v1/messages", json={"to": ["warm@example.com"], "html": HTML}, headers=live.auth()
-    )
-    first = await delivered(live.client, warm.json()["id"], live.auth())
-    pixel = f"/o/{KEYS.sign_open(first['id'], first['recipients'][0]['id'])}.gif"
-
-    body = largest_message()
-    assert len(body) == MAX_BODY_CHARS
-    recipients = [f"reader{n}@example.com" for n in range(MAX_RECIPIENTS)]
-    # Encoded before the clock starts: the client shares the server's event loop here.
-    request = json.dumps(
-        {
-            "to": recipients[:50],
-            "cc": recipients[50:70],
-            "bcc": recipients[70:],
-            "subject": "The biggest",
-            "html": body,
-            "track_links": True,
-            "track_opens": True,
-        }
-    ).encode()
-    idle = await pixel_latencies(live, pixel, idle_for=8.0)
-
-    engine = make_engine(database_url)
-    try:
-
-        async def largest_send() -> None:
-            response = await live.client.post(
-                "/api/v1/messages",
-                content=request,
-                headers={**live.auth(), "Content-Type": "application/json"},
-                timeout=120,
-            )
-            assert response.status_code == 201, response.text[:500]
-            queued = response.json()
-            assert queued["status"] == "queued" and len(queued["links"]) == MAX_LINKS
-
-            async def watched() -> bool:
-                return await sent_copies(engine, queued["id"]) >= WATCHED_COPIES
-
-            await eventually(watched, timeout=240, interval=0.5)
-
-        busy = await pixel_latencies(live, pixel, during=largest_send())
-    finally:
-        await engine.dispose()
-    p99, idle_p99 = percentile(busy, 0.99), percentile(idle, 0.99)
-    print(
-        f"idle: {len(idle)} pixels, p50 {percentile(idle, 0.5) * 1000:.1f} ms, "
-        f"p99 {idle_p99 * 1000:.1f} ms; largest send: {len(busy)} pixels, "
-        f"p50 {percentile(busy, 0.5) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-        f"max {max(busy) * 1000:.1f} ms"
-    )
-    assert len(busy) > 100
-    # 100 ms, unless this machine is so oversubscribed that idle pixels are already slow:
-    # then the send may at most double the idle p99 (the bound is relative to the same run).
-    bound = max(0.100, 2 * idle_p99)
-    if p99 >= bound and database_url.startswith("sqlite"):
-        # Known gap, shown rather than hidden: on SQLite the hit log and the send share the
-        # one writer (the 5 MB message insert, two small commits per copy), and on a loaded
-        # machine each fsync holds pixels behind it. The loop itself is not blocked (p50 as
-        # idle); PostgreSQL keeps the bound.
-        pytest.xfail(f"SQLite pixel p99 {p99 * 1000:.0f} ms >= {bound * 1000:.0f} ms")
-    assert p99 < bound
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
-async def pixel_latencies(
-    live: LiveApp, pixel: str, *, idle_for: float = 0.0, during: Any = None
-) -> list[float]:
-    """Client-side latency of pixel fetches by two readers over real HTTP, for `idle_for`
-    seconds or while `during` runs. Every pixel must be answered with the GIF."""
-    latencies: list[float] = []
-    done = asyncio.Event()
-
-    async def read() -> None:
-        async with httpx.AsyncClient(base_url=live.base_url, timeout=30) as reader:
-            while not done.is_set():
-                started = time.perf_counter()
-                response = await reader.get(pixel)
-                latencies.append(time.perf_counter() - started)
-                assert response.status_code == 200
-                assert response.content.startswith(b"GIF89a")
-                await asyncio.sleep(0.01)
-
-    readers = [asyncio.create_task(read()) for _ in range(2)]
-    try:
-        await asyncio.sleep(0.2)
-        if during is not None:
-            await during
-        else:
-            await asyncio.sleep(idle_for)
-    finally:
-        done.set()
-        await asyncio.gather(*readers)
-    return latencies
