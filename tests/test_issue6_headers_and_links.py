@@ -159,3 +159,35 @@ async def test_long_link_with_tampered_token_or_stored_url_redirects_nowhere(
     assert response.status_code == 404
     assert "location" not in response.headers
     assert await clicks(live) == before
+
+
+async def test_links_left_untracked_on_purpose_are_explained_api_page_and_composer(
+    live: LiveApp, smtp_server: SmtpRecorder
+) -> None:
+    """Rule 5: a link left as written (odd spelling, a password in it) is not silently
+    untracked: the API, the message page and the composer's preview say why."""
+    html = (
+        '<p><a href="https://example.com/ok">fine</a> '
+        '<a href="https:/example.com/odd">odd</a> '
+        '<a href="https://user:secret@example.com/in">login</a></p>'
+    )
+    sent = await send(live, to=["di@example.com"], html=html, track_links=True)
+    assert {c["code"] for c in sent["untracked"]} == {"link_odd_spelling", "link_credentials"}
+    assert all(c["text"] for c in sent["untracked"])
+    mail = await delivered(smtp_server, "di@example.com")
+    body = mail.body("html") or ""
+    assert len(click_urls(body)) == 1  # only the well-formed link goes through us
+    assert 'href="https:/example.com/odd"' in body
+
+    browser = await sign_in(live, live.email)
+    try:
+        page = await browser.get(f"/mail/{sent['id']}")
+        assert "user name or password" in page.text and "browsers may read it" in page.text
+        preview = await browser.post(
+            "/mail/tracking-preview",
+            {"to": "di@example.com", "subject": "x", "body": html, "track_links": "1"},
+        )
+        assert preview.status_code == 200
+        assert "user name or password" in preview.text
+    finally:
+        await browser.aclose()

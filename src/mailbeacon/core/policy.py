@@ -6,12 +6,24 @@ sending and the message can say afterwards (DESIGN rule 5).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mailbeacon.core.text import N_, html_to_text
+from mailbeacon.core.urls import LINK_PROBLEM_TEXT, LinkProblem
 
-__all__ = ["N_", "REASON_TEXT", "Switches", "TrackingDecision", "Untracked", "decide"]
+__all__ = [
+    "LINK_PROBLEM_PREFIX",
+    "N_",
+    "REASON_TEXT",
+    "Switches",
+    "TrackingDecision",
+    "Untracked",
+    "decide",
+    "link_problem_codes",
+    "reason_text",
+]
 
 
 class Untracked(StrEnum):
@@ -37,6 +49,26 @@ REASON_TEXT = {
     Untracked.EMPTY_BODY: N_("The body is empty, so there is nowhere to place the tracking pixel."),
     Untracked.NO_LINKS: N_("There are no web links to track."),
 }
+
+# Links left untracked on purpose (a backslash, a tab, a password in the link) are
+# stored beside the policy's reasons as "link_<problem>", so the message can say why.
+LINK_PROBLEM_PREFIX = "link_"
+
+
+def link_problem_codes(problems: Iterable[LinkProblem]) -> list[str]:
+    """The stored codes for the kinds of untracked links found, each kind once."""
+    return list(dict.fromkeys(f"{LINK_PROBLEM_PREFIX}{problem.value}" for problem in problems))
+
+
+def reason_text(code: str) -> str | None:
+    """The (untranslated) text for a stored reason code; None for a code this version
+    does not know (stored by a newer one), which callers skip rather than fail on."""
+    try:
+        if code.startswith(LINK_PROBLEM_PREFIX):
+            return LINK_PROBLEM_TEXT[LinkProblem(code.removeprefix(LINK_PROBLEM_PREFIX))]
+        return REASON_TEXT[Untracked(code)]
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

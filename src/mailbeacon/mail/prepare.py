@@ -26,7 +26,7 @@ from mailbeacon.core.compose import (
     make_draft,
 )
 from mailbeacon.core.mime import new_message_id
-from mailbeacon.core.policy import Switches, TrackingDecision, decide
+from mailbeacon.core.policy import Switches, TrackingDecision, decide, link_problem_codes
 from mailbeacon.core.text import html_to_text
 
 # Raw characters of one recipient field (To, Cc or Bcc) as typed, checked before any
@@ -87,6 +87,8 @@ class Prepared:
     links: tuple[str, ...]  # the links that will be tracked (empty when links are not)
     link_count: int  # trackable links found, tracked or not
     decision: TrackingDecision
+    # Stored reason codes: the policy's, then links left untracked on purpose and why.
+    untracked_reasons: tuple[str, ...]
     message_id_header: str
 
 
@@ -167,6 +169,9 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
             )
     except InvalidRequest as exc:
         return Rejected(exc.field, exc.code, dict(exc.params))
+    untracked = [reason.value for reason in decision.reasons]
+    if decision.track_links:  # links left as written on purpose, and why (rule 5)
+        untracked += link_problem_codes(problem for _, problem in draft.link_problems())
     return Prepared(
         sender=str(draft.sender),
         recipients=tuple((name, box.address, box.name) for name, box in draft.recipients),
@@ -177,6 +182,7 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
         links=tuple(links) if decision.track_links else (),
         link_count=len(links),
         decision=decision,
+        untracked_reasons=tuple(untracked),
         message_id_header=new_message_id(draft.sender.address.rpartition("@")[2]),
     )
 

@@ -104,7 +104,7 @@ def _new_message(
         requested_links=links,
         track_opens=checked.decision.track_opens,
         track_links=checked.decision.track_links,
-        untracked_reasons=[reason.value for reason in checked.decision.reasons],
+        untracked_reasons=list(checked.untracked_reasons),
         recipients=checked.recipients,
         links=checked.links,
     )

@@ -22,7 +22,7 @@ from mailbeacon.core.compose import (
     MAX_SUBJECT,
     InvalidRequest,
 )
-from mailbeacon.core.policy import REASON_TEXT, Untracked
+from mailbeacon.core.policy import reason_text
 from mailbeacon.mail.sending import SendInput, load_message
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.accounts import user_for_api_token
@@ -183,7 +183,7 @@ def _clicks(row: Message | Recipient | Link) -> Activity:
 
 
 def _reasons(codes: list[str]) -> list[Reason]:
-    return [Reason(code=c, text=REASON_TEXT.get(Untracked(c), c)) for c in codes]
+    return [Reason(code=c, text=text) for c in codes if (text := reason_text(c)) is not None]
 
 
 def message_out(message: Message) -> dict[str, Any]:

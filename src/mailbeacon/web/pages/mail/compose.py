@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from mailbeacon.core.compose import REQUEST_PROBLEMS, InvalidRequest
-from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
+from mailbeacon.core.policy import LINK_PROBLEM_PREFIX, N_, REASON_TEXT, Untracked, reason_text
 from mailbeacon.mail.prepare import check_sizes
 from mailbeacon.mail.sending import SendInput
 from mailbeacon.store.tables import User
@@ -97,6 +97,8 @@ class Preview:
     open_reasons: tuple[str, ...]
     link_reasons: tuple[str, ...]
     in_settings: bool
+    # Links left as written on purpose while the others are tracked, and why.
+    skipped_links: tuple[str, ...] = ()
 
 
 async def tracking_preview(request: Request, user: User, form: ComposeForm) -> Preview | None:
@@ -121,6 +123,11 @@ async def tracking_preview(request: Request, user: User, form: ComposeForm) -> P
         open_reasons=tuple(REASON_TEXT[r] for r in reasons if r in OPEN_REASONS),
         link_reasons=tuple(REASON_TEXT[r] for r in reasons if r in LINK_REASONS),
         in_settings=any(r in SWITCH_REASONS for r in reasons),
+        skipped_links=tuple(
+            text
+            for code in checked.untracked_reasons
+            if code.startswith(LINK_PROBLEM_PREFIX) and (text := reason_text(code))
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailbeacon.core.hits import Verdict
-from mailbeacon.core.policy import N_, REASON_TEXT
+from mailbeacon.core.policy import N_, reason_text
 from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.store.tables import Recipient
@@ -18,7 +18,6 @@ from mailbeacon.web.pages.mail.shared import (
     Current,
     TrackIcon,
     database,
-    known_reasons,
     track_icons,
     url_builders,
 )
@@ -118,7 +117,7 @@ async def message_page(
             "recipients": recipients,
             "timeline": [timeline_item(entry) for entry in view.timeline],
             "event_total": view.event_total,
-            "reasons": [REASON_TEXT[r] for r in known_reasons(message.untracked_reasons)],
+            "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
             **url_builders(),
         },
