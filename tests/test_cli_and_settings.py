@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbeacon.settings import ConfigError, load_settings
+from tests.helpers import free_port
 
 MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
 
@@ -116,14 +117,6 @@ def test_demo_user_is_created_once(tmp_path: Path) -> None:
     assert "users exist already" in second.stdout
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> None:
     """`mailbeacon serve` as `make run` starts it: the web app, the collector and the
     processor in its own process; stopping serve stops the worker too."""
@@ -131,7 +124,7 @@ def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> No
 
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MAILBEACON_VAR_DIR": str(tmp_path / "var"),
@@ -222,7 +215,7 @@ def test_serve_no_worker_runs_no_processor_anywhere(tmp_path: Path) -> None:
     from mailbeacon.store.db import make_engine, sessions
     from mailbeacon.store.tables import Event, Message, ProcessorCursor, Recipient, User
 
-    port = _free_port()
+    port = free_port()
     secret = "serve-test-secret-0123456789abcdef"
     env = {
         **os.environ,

@@ -11,7 +11,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,18 +25,12 @@ from mailbeacon.settings import APP_PATHS, ConfigError, load_settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import SmtpRecorder
-from tests.helpers import delivered
+from tests.helpers import delivered, free_port
 from tests.web_helpers import LOGIN_CSRF, PASSWORD
 
 MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
 PIXEL = re.compile(r'<img src="(http://[^"]+\.gif)"')
 CLICK = re.compile(r'href="(http://[^"]+/c/[A-Za-z0-9_-]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def recorded_hits(url: str) -> list[HitRow]:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +28,7 @@ from mailbeacon.core.tokens import KeyRing
 from mailbeacon.store.db import make_engine, migrate_async, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import TEST_SECRET, _empty
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from tests.test_outage import TcpProxy
 
 keys = KeyRing.from_secrets([TEST_SECRET])
@@ -37,12 +36,6 @@ BURST = 300
 WARM_UP = 40
 CONCURRENCY = 20
 MESSAGE = 7
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -31,18 +31,12 @@ from mailbeacon.store.accounts import add_user, create_api_token
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import Recipient
 from tests.conftest import TEST_SECRET
-from tests.helpers import delivered, eventually
+from tests.helpers import delivered, eventually, free_port
 
 KEYS = KeyRing.from_secrets([TEST_SECRET])
 HTML = '<p>Hello, see <a href="https://example.com/pricing">our prices</a>.</p>'
 WATCHED_COPIES = 8  # copies of ~5 MB each, rendered and delivered while pixels are timed
 P99_BOUND = 0.100
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def listening(port: int, process: subprocess.Popen[bytes], log: Path) -> bool:

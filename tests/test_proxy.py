@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from mailbeacon.settings import ConfigError, load_settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import LiveApp, SmtpRecorder
-from tests.helpers import delivered
+from tests.helpers import delivered, free_port
 from tests.web_helpers import LOGIN_CSRF, PASSWORD
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -165,12 +164,6 @@ class Front:
             transport=httpx.AsyncHTTPTransport(local_address=source),
             timeout=15,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def nginx_config(tmp: Path, port: int, strip_port: int, app_port: int, prefix: str) -> str:
