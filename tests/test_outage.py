@@ -128,7 +128,13 @@ async def survive_outage(
     spooled_before = log.spooled_total + log.hedged_total
     await cut()
     await burst(live, 1000, 150, 50)
-    assert not log.database_ok
+
+    async def outage_noticed() -> bool:
+        # A commit that hangs on the cut database is hedged (its readers answered
+        # from the spool) before it fails; the failure follows within its timeout.
+        return not log.database_ok
+
+    await eventually(outage_noticed, timeout=15)
     assert log.spooled_total + log.hedged_total - spooled_before == 200
     assert log.spool.owned_bytes > 0
     assert spool_files(live)

@@ -64,13 +64,15 @@ async def test_two_processors_over_a_stream_of_hits_give_the_result_of_one(
             await log.start()
         writing = asyncio.Event()
         writing.set()
-        rounds = [0, 0]
+        rounds = [0, 0]  # rounds that wrote events
+        attempts = [0, 0]  # rounds run, written or lost to the other processor
 
         async def processor(number: int) -> None:
             while writing.is_set():
                 read = await process_batch(
                     processor_engines[number], limit=rng.choice([1, 3, 10, 40])
                 )
+                attempts[number] += 1
                 rounds[number] += read > 0
                 if not read:
                     await asyncio.sleep(0.005)  # poll interval, like the worker's
@@ -87,7 +89,11 @@ async def test_two_processors_over_a_stream_of_hits_give_the_result_of_one(
             await log.replay_spool()  # batches hedged while a processor held SQLite's lock
             await log.stop()
         assert [log.spooled_total for log in logs] == [0, 0]  # writers never refused
-        assert all(rounds), rounds  # both processors did real work
+        # Both ran rounds side by side; which one wins each round is the lock's choice
+        # (on PostgreSQL one may lose every round to SKIP LOCKED), so only together
+        # must they have written, and the result below must equal one processor's.
+        assert all(attempts), attempts
+        assert sum(rounds) > 0, rounds
 
         async with sessions(engines[0])() as db:
             seqs = list(await db.scalars(select(HitRow.seq).order_by(HitRow.seq)))
