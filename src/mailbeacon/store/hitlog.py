@@ -367,24 +367,34 @@ class HitLog:
                 return 0
             await self._probe_database()
             self._database_ok = True  # live hits go to the database from now on
-            replayed = 0
-            for segment in segments:
-                replayed += await self._replay_segment(segment)
-                await asyncio.to_thread(self.spool.forget, segment)
-            active = self.spool.active
-            if active is not None and active.size:
-                # What it holds now, while it may still grow; then, retired, the rest.
-                # Retiring only after a write worked keeps an outage that passes the
-                # probe from starting a new segment every round.
-                done = active.size
-                replayed += await self._replay_segment(active, end=done)
-                async with self._spool_lock:
-                    await asyncio.to_thread(self.spool.retire_active)
-                replayed += await self._replay_segment(active, start=done)
-                await asyncio.to_thread(self.spool.forget, active)
-            if replayed:
-                log.info("replayed %d spooled hits", replayed)
-            return replayed
+            try:
+                return await self._replay_all(segments)
+            except Exception:
+                # It answered the probe but refused the writes (a read-only file):
+                # still away for live hits, so they keep going to the spool.
+                self._database_ok = False
+                raise
+
+    async def _replay_all(self, segments: list[Segment]) -> int:
+        """Replay waiting segments, then the active one's content (replay lock held)."""
+        replayed = 0
+        for segment in segments:
+            replayed += await self._replay_segment(segment)
+            await asyncio.to_thread(self.spool.forget, segment)
+        active = self.spool.active
+        if active is not None and active.size:
+            # What it holds now, while it may still grow; then, retired, the rest.
+            # Retiring only after a write worked keeps an outage that passes the
+            # probe from starting a new segment every round.
+            done = active.size
+            replayed += await self._replay_segment(active, end=done)
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.retire_active)
+            replayed += await self._replay_segment(active, start=done)
+            await asyncio.to_thread(self.spool.forget, active)
+        if replayed:
+            log.info("replayed %d spooled hits", replayed)
+        return replayed
 
     async def _probe_database(self) -> None:
         async def select_one() -> None:
