@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mailbeacon.core.hits import Hit, HitKind, new_hit_id
 from mailbeacon.store.db import make_engine, sessions
@@ -26,6 +26,7 @@ from mailbeacon.store.spool import Gap, NotDurable, Record, Segment, frame, scan
 from mailbeacon.store.sqlite_writer import SqliteHitWriter
 from mailbeacon.store.tables import HitRow
 from tests.helpers import eventually
+from tests.test_outage import count_hits
 
 UNREACHABLE_DB = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -35,18 +36,6 @@ def a_hit(n: int, message_id: int = 1) -> Hit:
     return Hit(
         new_hit_id(), datetime.now(UTC), HitKind.OPEN, message_id, n, None, "GET", False, "", ""
     )
-
-
-async def count_hits(url: str) -> tuple[int, int]:
-    """(rows, distinct hit ids)."""
-    engine = make_engine(url)
-    try:
-        async with sessions(engine)() as db:
-            rows = await db.scalar(select(func.count(HitRow.seq)))
-            distinct = await db.scalar(select(func.count(func.distinct(HitRow.hit_id))))
-            return int(rows or 0), int(distinct or 0)
-    finally:
-        await engine.dispose()
 
 
 async def stored_ids(url: str) -> set[str]:
