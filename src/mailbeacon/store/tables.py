@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    UniqueConstraint,
     JSON,
     BigInteger,
     Boolean,
@@ -141,6 +142,9 @@ class User(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Until the user picks a zone in Settings, each sign-in takes the browser's.
     timezone_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A re-open notifies only after this many quiet hours since the last counted
+    # open of that recipient (B3: notifications are not noise).
+    reopen_quiet_hours: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
 
 
 class ApiToken(Base):
@@ -223,6 +227,19 @@ class Recipient(OpenAggregates, Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Delivered into the embedded outbox, which stands in for the recipient's
+    # inbox in the day-one demo: the sender's own browser reads it as them.
+    outbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The client of the first counted open by a person (B4: a clearly different
+    # client on a different network later is "possibly forwarded").
+    reader_agent: Mapped[str] = mapped_column(String(512), default="", server_default="")
+    reader_network: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Counted opens by kind of reader, and what was kept but not counted.
+    person_open_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    proxy_open_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    inferred_open_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    machine_event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    forwarded_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     message: Mapped[Message] = relationship(back_populates="recipients")
 
@@ -237,6 +254,9 @@ class Link(Base):
         ForeignKey("messages.id", ondelete="CASCADE"), index=True
     )
     url: Mapped[str] = mapped_column(Text)
+    # The invisible link MailBeacon adds to tracked HTML mail: only software
+    # follows it, which marks that client as a scanner for the copy (B3).
+    honeypot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     click_count: Mapped[int] = mapped_column(Integer, default=0)
     first_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_click_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -283,6 +303,8 @@ class HitRow(Base):
             postgresql_where=text("xid IS NOT NULL"),
             sqlite_where=text("xid IS NOT NULL"),
         ),
+        # The processor reads a copy's neighbouring hits (bursts, B3).
+        Index("ix_hits_recipient_time", "recipient_id", "received_at"),
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -296,6 +318,9 @@ class HitRow(Base):
     prefetch: Mapped[bool] = mapped_column(Boolean)
     ip: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str] = mapped_column(String(512))
+    # What the collector knew of the full address before truncating it: a tag
+    # from the network table ("apple-relay", "google", "datacenter", ...).
+    network: Mapped[str] = mapped_column(String(32), default="", server_default="")
     xid: Mapped[int | None] = mapped_column(
         TransactionId, nullable=True, server_default=CurrentTransactionId()
     )
@@ -308,6 +333,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_message_time", "message_id", "occurred_at"),
         Index("ix_events_recipient_kind", "recipient_id", "kind"),
+        Index("ix_events_recipient_time", "recipient_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -318,10 +344,21 @@ class Event(Base):
         ForeignKey("links.id", ondelete="CASCADE"), nullable=True, index=True
     )
     kind: Mapped[str] = mapped_column(String(8))
+    # The class (core.signals.SignalClass) and its reason (core.signals.Reason).
     verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")
     counted: Mapped[bool] = mapped_column(Boolean)
+    # A repeat of the same client's open or click within the dedupe window:
+    # kept, not counted again.
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Read from a clearly different client and network than the recipient's
+    # first counted open (B4): not counted as the recipient's own.
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A counted click on a copy with no counted open: it counts as the open too.
+    inferred_open: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ip: Mapped[str] = mapped_column(String(64))
+    network: Mapped[str] = mapped_column(String(32), default="", server_default="")
     user_agent: Mapped[str] = mapped_column(String(512))
 
 
@@ -381,6 +418,41 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(8))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Clicks of one recipient close together are one notification ("Carl
+    # clicked 3 links"): how many events it stands for, and distinct links.
+    event_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    link_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class NotifiedHit(Base):
+    """Every hit a notification stands for (one, or a grouped burst of clicks).
+
+    A rebuild re-derives events but must never notify a hit twice.
+    """
+
+    __tablename__ = "notified_hits"
+
+    hit_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+
+
+class UserDevice(Base):
+    """A browser a user signed in with: its agent and truncated network.
+
+    A hit from one of the sender's own devices is "self", never counted (B2).
+    """
+
+    __tablename__ = "user_devices"
+    __table_args__ = (UniqueConstraint("user_id", "user_agent", "network"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_agent: Mapped[str] = mapped_column(String(512))
+    network: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Mailbox(Base):
