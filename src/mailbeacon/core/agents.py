@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
+
+import ua_parser
 
 
 class AgentKind(StrEnum):
@@ -43,6 +46,27 @@ class Agent:
         return self.app or "Unknown client"
 
 
+_PLATFORMS = {"Mac OS X": "macOS", "iOS": "iPhone", "Chrome OS": "ChromeOS"}
+
+
+@lru_cache(maxsize=4096)
 def describe_agent(user_agent: str) -> Agent:
-    """The agent behind a user-agent string (cached; cheap on repeats)."""
-    raise NotImplementedError  # filled in by the signals work in this session
+    """The agent behind a user-agent string (cached; cheap on repeats).
+
+    A first cut on ua-parser alone; the email-specific rules come next.
+    """
+    if user_agent.strip() == "Mozilla/5.0":
+        return Agent(AgentKind.PRIVACY_PREFETCH, "Apple Mail")
+    result = ua_parser.parse(user_agent)
+    family = result.user_agent.family if result.user_agent else ""
+    os_family = result.os.family if result.os else ""
+    platform = _PLATFORMS.get(os_family, os_family)
+    if family == "GmailImageProxy":
+        return Agent(AgentKind.IMAGE_PROXY, "Gmail")
+    if result.device and result.device.family == "Spider":
+        return Agent(AgentKind.BOT, family)
+    if family in ("Apple Mail", "Outlook", "Thunderbird"):
+        return Agent(AgentKind.MAIL_CLIENT, family, platform)
+    if family:
+        return Agent(AgentKind.BROWSER, family, platform)
+    return Agent(AgentKind.UNKNOWN, "")
