@@ -134,7 +134,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     SIGTERM or SIGINT stop it gracefully: a copy being handed to the mail
     server is finished and recorded first, so a restart never sends it twice.
     """
-    from mailbeacon.processor.derive import rebuild
+    from mailbeacon.processor.derive import judging_rules, rebuild
     from mailbeacon.runtime import Runtime
     from mailbeacon.store.db import make_engine
 
@@ -142,7 +142,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         if args.rebuild:
             engine = make_engine(settings.effective_database_url)
             try:
-                count = await rebuild(engine)
+                count = await rebuild(
+                    engine,
+                    judging_rules(settings.signal_settle_seconds, settings.scanner_click_seconds),
+                )
                 print(f"rebuilt events from {count} hits")
             finally:
                 await engine.dispose()

@@ -28,7 +28,7 @@ from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
 from mailbeacon.mail.worker import SendWorker
-from mailbeacon.processor.derive import run_forever
+from mailbeacon.processor.derive import judging_rules, run_forever
 from mailbeacon.settings import Settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.hitlog import HitLog
@@ -140,7 +140,7 @@ class Runtime:
         if self.outbox.running:
             return self.outbox.target
         found = read_target(outbox_address_file(self.settings))
-        return found or SmtpTarget(self.outbox.host, self.settings.outbox_port or 25)
+        return found or SmtpTarget(self.outbox.host, self.settings.outbox_port or 25, outbox=True)
 
     async def start(self) -> None:
         """Start everything; the order makes hits durable before anything can arrive."""
@@ -155,7 +155,15 @@ class Runtime:
             )
             self._tasks.append(
                 asyncio.create_task(
-                    run_forever(self.engine, self.settings.process_interval, self._stop),
+                    run_forever(
+                        self.engine,
+                        self.settings.process_interval,
+                        self._stop,
+                        judging_rules(
+                            self.settings.signal_settle_seconds,
+                            self.settings.scanner_click_seconds,
+                        ),
+                    ),
                     name="processor",
                 )
             )

@@ -77,6 +77,20 @@ class Settings(BaseSettings):
         default=ProxyHeader.X_FORWARDED_FOR,
         description="The header the trusted proxies write the client chain into.",
     )
+    signal_settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a hit waits before it is judged, so a scanner's burst of "
+        "clicks is seen whole (B3); also the least delay of a notification.",
+    )
+    scanner_click_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="A click this soon after delivery, with no earlier open by that "
+        "client, is a security scanner's (B3); 0 turns the rule off.",
+    )
     smtp_allow_private: bool = Field(
         default=False,
         description="Let users' own mailboxes be on loopback, private or link-local addresses.",

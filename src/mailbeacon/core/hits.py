@@ -51,6 +51,7 @@ class Hit:
     prefetch: bool
     ip: str
     user_agent: str
+    network: str = ""
 
     def to_row(self) -> dict[str, object]:
         """The hit as a row of the hits table: its fields are the column names."""
@@ -65,6 +66,7 @@ class Hit:
             "prefetch": self.prefetch,
             "ip": self.ip,
             "user_agent": self.user_agent,
+            "network": self.network,
         }
 
     def to_record(self) -> dict[str, object]:
@@ -86,6 +88,7 @@ class Hit:
             prefetch=bool(record["prefetch"]),
             ip=str(record["ip"]),
             user_agent=str(record["user_agent"]),
+            network=str(record.get("network", "")),
         )
 
 

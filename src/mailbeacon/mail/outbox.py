@@ -178,7 +178,7 @@ class Outbox:
     @property
     def target(self) -> SmtpTarget:
         """Where and how to send to this outbox (with its secret)."""
-        return SmtpTarget(self.host, self.port, "none", USERNAME, self._secret)
+        return SmtpTarget(self.host, self.port, "none", USERNAME, self._secret, outbox=True)
 
     @property
     def url(self) -> str:
@@ -196,6 +196,7 @@ def read_target(address_file: Path) -> SmtpTarget | None:
             "none",
             str(fields["username"]),
             str(fields["password"]),
+            outbox=True,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -26,6 +26,8 @@ class SmtpTarget:
     connect_address: str = ""
     # Why this destination must not be used at all (a private address): every copy fails.
     refusal: str = ""
+    # The embedded outbox: its copies stand in for the recipients' inboxes (day one).
+    outbox: bool = False
 
     @classmethod
     def from_url(cls, url: str) -> SmtpTarget:

@@ -177,7 +177,7 @@ class SendWorker:
             )
             outcome = await self._deliver(order, message)
             template = None
-            await self._record(message_id, copy, outcome)
+            await self._record(message_id, copy, outcome, outbox=target.outbox)
             if outcome.kind == "unreachable":
                 return
 
@@ -192,12 +192,14 @@ class SendWorker:
             return Outcome("unknown", LOST)
         return outcome
 
-    async def _record(self, message_id: int, copy: CopyTarget, outcome: Outcome) -> None:
+    async def _record(
+        self, message_id: int, copy: CopyTarget, outcome: Outcome, *, outbox: bool = False
+    ) -> None:
         now = _now()
         attempts = copy.attempts + 1
         if outcome.kind in ("sent", "failed", "unknown"):
             await sendqueue.record_outcome(
-                self._engine, message_id, copy.id, outcome.kind, outcome.error, now
+                self._engine, message_id, copy.id, outcome.kind, outcome.error, now, outbox=outbox
             )
             return
         if attempts > len(self._delays):

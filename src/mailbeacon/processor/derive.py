@@ -1,8 +1,10 @@
 """Turning the hit log into events and aggregates.
 
 A round reads the hits after the cursor that no later commit can get behind
-(processor/reading.py), judges each one (`core.hits.classify`) and attributes
-it to the recipient and link its token named, all without a lock. Then it
+(processor/reading.py) and have settled (no hit of a burst is judged before
+the hits right after it could arrive), judges each one (`core.signals.judge`,
+with what processor/context.py loads about its copy) and attributes it to the
+recipient and link its token named, all without a lock. Then it
 claims the cursor (one writer at a time, however many processors run:
 processor/cursor.py) and, if no other processor moved it meanwhile, writes
 the events, the notifications, the aggregates' increments
@@ -18,17 +20,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from mailbeacon.core.hits import COUNTED_VERDICTS, Hit, HitKind, classify
-from mailbeacon.processor import aggregates, cursor
+from mailbeacon.core.hits import HitKind
+from mailbeacon.core.signals import DEFAULT_RULES, Rules, judge, record
+from mailbeacon.processor import aggregates, cursor, notifying
+from mailbeacon.processor.context import load_copies, sighting_of
+from mailbeacon.processor.notifying import Bells
 from mailbeacon.processor.reading import START, position_after, ready_hits
 from mailbeacon.store.db import sessions
-from mailbeacon.store.tables import Event, Link, Message, Notification, Recipient, User
+from mailbeacon.store.tables import Event, Link, NotifiedHit
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +45,32 @@ BUSY_PATIENCE = 60.0
 # Inserted through Core, one executemany per batch: the ORM's bulk insert
 # starts a new statement whenever a row's set of NULL columns changes.
 EVENTS = cast(Table, Event.__table__)
-NOTIFICATIONS = cast(Table, Notification.__table__)
+
+# A hit stamped this far in the future (another collector's clock) is not
+# waited for: it is judged now rather than holding up every hit behind it.
+CLOCK_SKEW = timedelta(seconds=60)
 
 
-def _hit_of(row: Any) -> Hit:
-    return Hit(
-        hit_id=row.hit_id,
-        received_at=row.received_at,
-        kind=HitKind(row.kind),
-        message_id=row.message_id,
-        recipient_id=row.recipient_id,
-        link_id=row.link_id,
-        method=row.method,
-        prefetch=row.prefetch,
-        ip=row.ip,
-        user_agent=row.user_agent,
+# Direct callers (tests, a rebuild by hand) judge at once, looking at no hit
+# after the one judged; the worker lets hits settle (`judging_rules`).
+AT_ONCE = replace(DEFAULT_RULES, lookahead=timedelta(0))
+
+
+def judging_rules(settle_seconds: float, scanner_click_seconds: float) -> Rules:
+    """The settings' thresholds (MAILBEACON_SIGNAL_SETTLE_SECONDS, ..._SCANNER_CLICK_SECONDS).
+
+    Settling lets the rules see the hits that follow within seconds (a
+    scanner clicking every link, a client that then follows the honeypot),
+    at the price of that much delay before an event and its notification.
+    """
+    return replace(
+        DEFAULT_RULES,
+        lookahead=timedelta(seconds=settle_seconds),
+        delivery_click_window=timedelta(seconds=scanner_click_seconds),
     )
 
 
-async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
+async def process_batch(engine: AsyncEngine, limit: int = 1000, rules: Rules = AT_ONCE) -> int:
     """Derive events from up to `limit` new hits; returns how many hits were read.
 
     0 means nothing was ready, or another processor is writing its round right
@@ -67,7 +80,7 @@ async def process_batch(engine: AsyncEngine, limit: int = 1000) -> int:
     deadline = time.monotonic() + BUSY_PATIENCE
     while True:
         try:
-            read = await _round(engine, limit)
+            read = await _round(engine, limit, rules)
         except Exception as exc:
             if not cursor.is_busy(exc) or time.monotonic() > deadline:
                 raise
@@ -82,11 +95,11 @@ class Derived:
     """What one batch of hits adds: rows to insert and aggregate increments."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
+    bells: Bells = field(default_factory=Bells)
     totals: aggregates.BatchTotals = field(default_factory=aggregates.BatchTotals)
 
 
-async def _round(engine: AsyncEngine, limit: int) -> int | None:
+async def _round(engine: AsyncEngine, limit: int, rules: Rules) -> int | None:
     """One round in two transactions; None when another processor moved the
     cursor between them (the work is dropped and the caller reads again).
 
@@ -97,10 +110,10 @@ async def _round(engine: AsyncEngine, limit: int) -> int | None:
     dialect = engine.dialect.name
     async with sessions(engine)() as db:
         start = await cursor.peek(db)
-        rows = (await db.execute(ready_hits(dialect, start, limit))).all()
+        rows = _settled((await db.execute(ready_hits(dialect, start, limit))).all(), rules)
         if not rows:
             return 0
-        derived = await _derive(db, rows)
+        derived = await _derive(db, rows, rules)
     async with sessions(engine)() as db, db.begin():
         position = await cursor.claim(db, dialect)
         if position is None:
@@ -112,23 +125,39 @@ async def _round(engine: AsyncEngine, limit: int) -> int | None:
     return len(rows)
 
 
-async def _derive(db: AsyncSession, rows: Sequence[Any]) -> Derived:
+def _settled(rows: Sequence[Any], rules: Rules) -> Sequence[Any]:
+    """The rows up to the first one still settling (cursor order is kept)."""
+    if not rules.lookahead:
+        return rows
+    now = datetime.now(UTC)
+    cutoff, skewed = now - rules.lookahead, now + CLOCK_SKEW
+    for index, row in enumerate(rows):
+        if cutoff < row.received_at <= skewed:
+            return rows[:index]
+    return rows
+
+
+async def _derive(db: AsyncSession, rows: Sequence[Any], rules: Rules) -> Derived:
     """Judge and attribute one batch of hits (reads only)."""
-    recipients = await _recipients(db, {row.recipient_id for row in rows})
+    copies = await load_copies(db, rows, rules)
     links = await _links(db, {row.link_id for row in rows if row.link_id})
-    listeners = await _listeners(db, {row.message_id for row in rows})
     notified = await _already_notified(db, [row.seq for row in rows])
+    bells = Bells(await notifying.recent_click_groups(db, copies))
     derived = Derived()
     for row in rows:
+        copy = copies.get(row.recipient_id)
         link_id = row.link_id if row.kind == HitKind.CLICK else None
-        if recipients.get(row.recipient_id) != row.message_id or (
-            link_id is not None and links.get(link_id) != row.message_id
+        if (
+            copy is None
+            or copy.message_id != row.message_id
+            or (link_id is not None and links.get(link_id) != row.message_id)
         ):
             # Signed by us, but naming nothing we hold (deleted, or another
             # installation's token): the fact stays in the log, no event.
             continue
-        verdict = classify(_hit_of(row))
-        counted = verdict in COUNTED_VERDICTS
+        hit = sighting_of(row)
+        judgement = judge(hit, copy.facts, copy.history, rules)
+        record(hit, judgement, copy.history)
         event = {
             "hit_seq": row.seq,
             "message_id": row.message_id,
@@ -139,16 +168,36 @@ async def _derive(db: AsyncSession, rows: Sequence[Any]) -> Derived:
         }
         derived.events.append(
             event
-            | {"verdict": verdict.value, "counted": counted, "ip": row.ip}
-            | {"user_agent": row.user_agent}
+            | {
+                "verdict": judgement.signal.value,
+                "reason": judgement.reason.value,
+                "counted": judgement.counted,
+                "duplicate": judgement.duplicate,
+                "forwarded": judgement.forwarded,
+                "inferred_open": judgement.inferred_open,
+                "ip": row.ip,
+                "network": row.network or "",
+                "user_agent": row.user_agent,
+            }
         )
-        if counted:
-            derived.totals.add(
-                HitKind(row.kind), row.received_at, row.message_id, row.recipient_id, link_id
-            )
-            user_id = listeners.get(row.message_id)
-            if user_id is not None and row.seq not in notified:
-                derived.notifications.append(event | {"user_id": user_id})
+        derived.totals.judged(row.recipient_id, hit, judgement)
+        if judgement.counted:
+            kind = HitKind(row.kind)
+            derived.totals.add(kind, row.received_at, row.message_id, row.recipient_id, link_id)
+            if judgement.inferred_open:
+                derived.totals.add(
+                    HitKind.OPEN, row.received_at, row.message_id, row.recipient_id, None
+                )
+            if copy.notify and row.seq not in notified:
+                bells.ring(copy, row, link_id, judgement)
+            if kind is HitKind.OPEN or judgement.inferred_open:
+                # The newest, as the stored aggregate keeps it: a hit replayed late
+                # must not make the copy look quieter than it is.
+                last = copy.last_counted_open
+                copy.last_counted_open = (
+                    row.received_at if last is None else max(last, row.received_at)
+                )
+    derived.bells = bells
     if len(derived.events) < len(rows):
         log.info("%d hits named no known recipient or link", len(rows) - len(derived.events))
     return derived
@@ -157,32 +206,13 @@ async def _derive(db: AsyncSession, rows: Sequence[Any]) -> Derived:
 async def _write(db: AsyncSession, derived: Derived) -> None:
     if derived.events:
         await db.execute(insert(EVENTS), derived.events)
-    if derived.notifications:
-        await db.execute(insert(NOTIFICATIONS), derived.notifications)
+    await notifying.write(db, derived.bells)
     await aggregates.apply(db, derived.totals)
 
 
-async def _recipients(db: AsyncSession, ids: set[int]) -> dict[int, int]:
-    """recipient id -> message id."""
-    result = await db.execute(
-        select(Recipient.id, Recipient.message_id).where(Recipient.id.in_(ids))
-    )
-    return {recipient_id: message_id for recipient_id, message_id in result}
-
-
-async def _listeners(db: AsyncSession, message_ids: set[int]) -> dict[int, int]:
-    """message id -> its sender's user id, for senders with notifications on (S9)."""
-    result = await db.execute(
-        select(Message.id, Message.user_id)
-        .join(User, User.id == Message.user_id)
-        .where(Message.id.in_(message_ids), User.notify_tracking)
-    )
-    return {message_id: user_id for message_id, user_id in result}
-
-
 async def _already_notified(db: AsyncSession, seqs: list[int]) -> set[int]:
-    """Hits that raised a notification before (a rebuild must not raise them again)."""
-    result = await db.scalars(select(Notification.hit_seq).where(Notification.hit_seq.in_(seqs)))
+    """Hits a notification stands for already (a rebuild must not raise them again)."""
+    result = await db.scalars(select(NotifiedHit.hit_seq).where(NotifiedHit.hit_seq.in_(seqs)))
     return set(result)
 
 
@@ -191,16 +221,16 @@ async def _links(db: AsyncSession, ids: set[int | None]) -> dict[int, int]:
     return {link_id: message_id for link_id, message_id in result}
 
 
-async def process_all(engine: AsyncEngine, limit: int = 1000) -> int:
+async def process_all(engine: AsyncEngine, limit: int = 1000, rules: Rules = AT_ONCE) -> int:
     """Process until nothing is ready (or another processor has the cursor);
     returns the number of hits this call read."""
     total = 0
-    while count := await process_batch(engine, limit):
+    while count := await process_batch(engine, limit, rules):
         total += count
     return total
 
 
-async def rebuild(engine: AsyncEngine) -> int:
+async def rebuild(engine: AsyncEngine, rules: Rules = AT_ONCE) -> int:
     """Forget every derived fact and derive them again from the hit log.
 
     Safe beside running processors: it waits for the cursor, then resets
@@ -223,14 +253,16 @@ async def rebuild(engine: AsyncEngine) -> int:
         except Exception as exc:
             if not cursor.is_busy(exc) or time.monotonic() > deadline:
                 raise
-    return await process_all(engine)
+    return await process_all(engine, rules=rules)
 
 
-async def run_forever(engine: AsyncEngine, interval: float, stop: asyncio.Event) -> None:
+async def run_forever(
+    engine: AsyncEngine, interval: float, stop: asyncio.Event, rules: Rules = AT_ONCE
+) -> None:
     """Poll the log until `stop` is set; a failing round is logged and retried."""
     while not stop.is_set():
         try:
-            await process_all(engine)
+            await process_all(engine, rules=rules)
         except Exception:
             log.exception("processing hits failed; retrying")
         with contextlib.suppress(TimeoutError):

@@ -323,11 +323,15 @@ async def record_outcome(
     error: str,
     now: datetime,
     retry_at: datetime | None = None,
+    *,
+    outbox: bool = False,
 ) -> None:
     """What became of one copy: sent, failed, unknown, or queued again until `retry_at`.
 
     It overwrites "unknown" too: the worker that ran the transaction knows better
-    than a successor who only saw it "sending".
+    than a successor who only saw it "sending". `outbox`: the copy went into the
+    embedded outbox (the processor lets the sender's browser read it as the
+    recipient, B2).
     """
     async with engine.begin() as conn:
         await conn.execute(
@@ -338,6 +342,7 @@ async def record_outcome(
                 error=error,
                 sent_at=now if status == "sent" else None,
                 next_attempt_at=retry_at,
+                outbox=outbox and status == "sent",
             )
         )
         await _count_done(conn, message_id)
