@@ -187,6 +187,8 @@ RULES: tuple[Rule, ...] = (
         "Slack",
     ),
     Rule("Slack-ImgProxy", K.LINK_PREVIEW, "Slack", "", f"https://api.slack.com/robots; {CUA}"),
+    # Telegram's agent says "like TwitterBot": it comes first.
+    Rule("TelegramBot", K.LINK_PREVIEW, "Telegram", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule("Twitterbot", K.LINK_PREVIEW, "X (Twitter)", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule(
         "facebookexternalhit",
@@ -219,7 +221,6 @@ RULES: tuple[Rule, ...] = (
         "",
         f"{CUA} (WhatsApp, 'WhatsApp/0.3.4479 N')",
     ),
-    Rule("TelegramBot", K.LINK_PREVIEW, "Telegram", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule("Discordbot", K.LINK_PREVIEW, "Discord", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule("LinkedInBot", K.LINK_PREVIEW, "LinkedIn", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule(
