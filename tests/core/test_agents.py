@@ -557,6 +557,28 @@ def test_safari_and_in_app_browsers_are_not_apple_mail() -> None:
     )
 
 
+def test_pinterest_in_app_browser_is_a_person_not_the_crawler() -> None:
+    # A link opened inside the Pinterest app: github.com/alaz/legitbot's tests ("not a bot").
+    in_app = (
+        "Mozilla/5.0 (Linux; Android 8.0.0; SM-G965F Build/R16NW; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/70.0.3538.64 Mobile Safari/537.36 "
+        "[Pinterest/Android]"
+    )
+    assert describe_agent(in_app).kind is K.BROWSER
+    assert describe_agent("Pinterest/0.2 (+http://www.pinterest.com/)").kind is K.LINK_PREVIEW
+
+
+def test_scanners_with_browser_agents_are_left_to_other_signals() -> None:
+    # Proofpoint TAP's sample click record (rapid7/insightconnect-plugins#895) shows a
+    # plain Chrome agent: by its agent a scanner like this is a browser, and only the
+    # classifier's network and timing rules can tell. describe_agent must not guess.
+    tap_click = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/89.0.4389.128 Safari/537.36"
+    )
+    assert describe_agent(tap_click) == Agent(K.BROWSER, "Chrome", "macOS")
+
+
 def test_unknown_agents_say_nothing() -> None:
     assert describe_agent("") == Agent(K.UNKNOWN, "")
     assert describe_agent("   ") == Agent(K.UNKNOWN, "")

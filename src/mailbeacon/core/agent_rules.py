@@ -243,7 +243,14 @@ RULES: tuple[Rule, ...] = (
     Rule("Iframely", K.LINK_PREVIEW, "Iframely", "", f"{DD} Tests/fixtures/bots.yml"),
     Rule("Embedly", K.LINK_PREVIEW, "Embedly", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
     Rule("redditbot", K.LINK_PREVIEW, "Reddit", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
-    Rule("Pinterest", K.LINK_PREVIEW, "Pinterest", "", f"{CUA}; {DD} Tests/fixtures/bots.yml"),
+    # Pinterest's crawler, not its app's in-app browser ("[Pinterest/Android]"): a person.
+    Rule(
+        re.compile(r"Pinterestbot|\APinterest/0\."),
+        K.LINK_PREVIEW,
+        "Pinterest",
+        "",
+        f"{CUA}; {DD} Tests/fixtures/bots.yml ('Pinterest/0.2 (+http://www.pinterest.com/)')",
+    ),
     Rule(
         "Yahoo Link Preview",
         K.LINK_PREVIEW,
