@@ -383,7 +383,7 @@ def _all_links_at_once(
 ) -> bool:
     """Some window of `all_links_window` around this click holds every link."""
     close = sorted(
-        (other for other in clicks if abs(other.at - hit.at) <= rules.all_links_window),
+        [hit, *(other for other in clicks if abs(other.at - hit.at) <= rules.all_links_window)],
         key=lambda other: other.at,
     )
     for start in close:
