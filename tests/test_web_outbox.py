@@ -10,7 +10,6 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-import httpx
 import pytest
 
 from mailbeacon.store.accounts import add_user
@@ -18,7 +17,7 @@ from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import OutboxMail
 from mailbeacon.web.pages.outbox import linkify, preview_document, read_mail
 from tests.conftest import LiveApp
-from tests.helpers import PIXEL, eventually
+from tests.helpers import PIXEL, eventually, reader_client
 from tests.test_web_notifications import send
 from tests.web_helpers import PASSWORD, sign_in
 
@@ -120,7 +119,7 @@ async def test_outbox_shows_the_copy_as_the_recipient_sees_it(outbox_app: LiveAp
     assert re.search(r'<pre class="outbox-text">Hello, see our prices: <a href="http://', page)
     assert "View source" in page and "Content-Type: multipart/alternative" in page
 
-    async with httpx.AsyncClient() as browser_frame:
+    async with reader_client() as browser_frame:
         assert (await browser_frame.get(pixel.group(1))).status_code == 200
 
     async def opened() -> bool:
