@@ -51,6 +51,9 @@ class Hit:
     prefetch: bool
     ip: str
     user_agent: str
+    # The network tag of the full address (core.networks), looked up at the collector
+    # before `ip` was truncated; "" for none, and for hits recorded before tagging.
+    network: str = ""
 
     def to_row(self) -> dict[str, object]:
         """The hit as a row of the hits table: its fields are the column names."""
@@ -65,6 +68,7 @@ class Hit:
             "prefetch": self.prefetch,
             "ip": self.ip,
             "user_agent": self.user_agent,
+            "network": self.network,
         }
 
     def to_record(self) -> dict[str, object]:
@@ -86,6 +90,7 @@ class Hit:
             prefetch=bool(record["prefetch"]),
             ip=str(record["ip"]),
             user_agent=str(record["user_agent"]),
+            network=str(record.get("network", "")),  # spooled before tagging: no key
         )
 
 

@@ -1,0 +1,344 @@
+"""Which network an address belongs to: Apple's relay, a mail provider, a scanner, a cloud.
+
+The collector truncates every address to /24 or /48 before storing it, and several of the
+ranges that matter (Apple's iCloud Private Relay egress list, security vendors' mail
+ranges) are smaller or not aligned to that. So the network is looked up here on the full
+address, in memory, at the collector, and only its tag is kept with the hit.
+
+Two parts, both pure (no I/O):
+
+- parsers from text: Apple's egress CSV, plain CIDR lists, and the JSON range files the
+  clouds publish. A line that does not parse is counted and reported, never fatal; only a
+  file in which nothing parses is an error (`NoRanges`), so a wrong file never replaces a
+  good list.
+- `NetworkTable`: the ranges as sorted, disjoint integer intervals per address family;
+  `tag_of` is a bisect, O(log n), cached per address, and never raises.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TypeAlias
+
+__all__ = [
+    "ALL_TAGS",
+    "APPLE_RELAY",
+    "DATACENTER",
+    "GOOGLE",
+    "MAIL_SECURITY_TAGS",
+    "MICROSOFT",
+    "Network",
+    "NetworkTable",
+    "NoRanges",
+    "Parsed",
+    "parse_apple_csv",
+    "parse_cidr_list",
+    "parse_json_ranges",
+    "parse_known_csv",
+    "parse_ranges",
+    "valid_tag",
+]
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Tags. A tag names who operates a network, not what a hit from it means: that is the
+# classifier's business (core.signals).
+APPLE_RELAY = "apple-relay"  # iCloud Private Relay egress (Apple Mail Privacy Protection)
+GOOGLE = "google"  # Gmail's image proxy and mail servers
+YAHOO = "yahoo"  # Yahoo mail and its image proxy
+MICROSOFT = "microsoft"  # Exchange Online Protection / Safe Links
+PROOFPOINT = "proofpoint"
+MIMECAST = "mimecast"
+BARRACUDA = "barracuda"
+CISCO = "cisco"  # Cisco Secure Email (IronPort) cloud
+TRENDMICRO = "trendmicro"
+SOPHOS = "sophos"
+FORCEPOINT = "forcepoint"
+DATACENTER = "datacenter"  # cloud and hosting: AWS, Azure, GCP, DigitalOcean, OVH, ...
+
+MAIL_SECURITY_TAGS = frozenset(
+    {MICROSOFT, PROOFPOINT, MIMECAST, BARRACUDA, CISCO, TRENDMICRO, SOPHOS, FORCEPOINT}
+)
+ALL_TAGS = frozenset({APPLE_RELAY, GOOGLE, YAHOO, DATACENTER} | MAIL_SECURITY_TAGS)
+
+MAX_TAG = 32  # the width of hits.network
+_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_HEADER_WORDS = frozenset({"cidr", "prefix", "network", "range", "ip_prefix"})
+# Keys under which the clouds' JSON files list prefixes (AWS, Google, Azure service tags).
+_JSON_PREFIX_KEYS = frozenset({"ip_prefix", "ipv6_prefix", "ipv4Prefix", "ipv6Prefix"})
+_JSON_LIST_KEYS = frozenset({"addressPrefixes"})
+_EXAMPLES = 5  # bad lines quoted back to the operator
+
+
+class NoRanges(ValueError):
+    """A file in which not one range parsed: almost certainly the wrong file."""
+
+
+def valid_tag(tag: str) -> bool:
+    """A tag fits the hits column and a file name: lowercase letters, digits and dashes."""
+    return 0 < len(tag) <= MAX_TAG and set(tag) <= _TAG_CHARS and not tag.startswith("-")
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What a parser found: the networks, and how many lines it had to skip (with examples)."""
+
+    networks: list[Network] = field(default_factory=list)
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, line: str) -> None:
+        self.skipped += 1
+        if len(self.examples) < _EXAMPLES:
+            self.examples.append(line[:120])
+
+    def checked(self) -> Parsed:
+        """Self, or NoRanges when nothing parsed (an empty or wrong file)."""
+        if not self.networks:
+            raise NoRanges(f"no address ranges found ({self.skipped} lines skipped)")
+        return self
+
+
+def _network(text: str) -> Network | None:
+    """A CIDR (or a bare address, as a /32 or /128), host bits allowed; None if not one."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+def _lines(text: str) -> Iterator[str]:
+    for raw in text.splitlines():
+        line = raw.strip().lstrip("\ufeff")
+        if line and not line.startswith("#"):
+            yield line
+
+
+def _first_field(line: str) -> str:
+    return line.split(",", 1)[0].strip()
+
+
+def parse_cidr_list(text: str) -> Parsed:
+    """One CIDR per line; `#` comments, blank lines and a header line ignored.
+
+    Extra comma-separated columns are ignored too, so Apple's CSV and our own
+    `cidr,tag,source` files read as plain lists.
+    """
+    parsed = Parsed()
+    for line in _lines(text):
+        first = _first_field(line)
+        network = _network(first)
+        if network is not None:
+            parsed.networks.append(network)
+        elif first.lower() not in _HEADER_WORDS:
+            parsed.skip(line)
+    return parsed
+
+
+def parse_apple_csv(text: str) -> Parsed:
+    """Apple's egress-ip-ranges.csv: `prefix,country,region,city,` per line, v4 and v6.
+
+    Source: https://mask-api.icloud.com/egress-ip-ranges.csv. A line must have Apple's
+    shape (a prefix and the location columns), which tells this file apart from a list
+    that merely happens to contain addresses.
+    """
+    parsed = Parsed()
+    for line in _lines(text):
+        columns = line.split(",")
+        network = _network(columns[0]) if len(columns) >= 4 else None
+        if network is None:
+            parsed.skip(line)
+        else:
+            parsed.networks.append(network)
+    return parsed
+
+
+def parse_json_ranges(text: str) -> Parsed:
+    """The clouds' published JSON: AWS ip-ranges.json (`ip_prefix`, `ipv6_prefix`), Google
+    goog.json/cloud.json (`ipv4Prefix`, `ipv6Prefix`), Azure service tags (`addressPrefixes`).
+
+    Every such key anywhere in the document counts, so a file filtered with jq reads too.
+    Text that is not JSON at all raises NoRanges.
+    """
+    try:
+        document: object = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise NoRanges(f"not a JSON file: {exc}") from None
+    parsed = Parsed()
+    for value in _json_prefixes(document):
+        network = _network(value) if isinstance(value, str) else None
+        if network is None:
+            parsed.skip(repr(value))
+        else:
+            parsed.networks.append(network)
+    return parsed
+
+
+def _json_prefixes(document: object) -> Iterator[object]:
+    """Every value under a prefix key, walking the document without recursion."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _JSON_PREFIX_KEYS:
+                    yield value
+                elif key in _JSON_LIST_KEYS and isinstance(value, list):
+                    yield from value
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+FORMATS = ("apple", "cidr", "json")
+
+
+def parse_ranges(text: str, fmt: str) -> Parsed:
+    """Parse in one of FORMATS; NoRanges when nothing parsed."""
+    if fmt == "apple":
+        return parse_apple_csv(text).checked()
+    if fmt == "json":
+        return parse_json_ranges(text).checked()
+    if fmt == "cidr":
+        return parse_cidr_list(text).checked()
+    raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+
+
+def parse_known_csv(text: str) -> tuple[list[tuple[Network, str]], Parsed]:
+    """`cidr,tag,source` rows (our packaged known.csv): (network, tag) pairs, and what was
+    skipped (a bad range or a bad tag)."""
+    pairs: list[tuple[Network, str]] = []
+    parsed = Parsed()
+    for line in _lines(text):
+        columns = [column.strip() for column in line.split(",")]
+        network = _network(columns[0])
+        tag = columns[1] if len(columns) > 1 else ""
+        if network is not None and valid_tag(tag):
+            pairs.append((network, tag))
+            parsed.networks.append(network)
+        elif columns[0].lower() not in _HEADER_WORDS:
+            parsed.skip(line)
+    return pairs, parsed
+
+
+def collapse(networks: Iterable[Network]) -> list[Network]:
+    """The fewest CIDRs covering the same addresses, v4 first (what a refresh writes)."""
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
+
+class _Intervals:
+    """Disjoint, sorted [start, end] integer intervals of one family, each with a tag."""
+
+    __slots__ = ("ends", "starts", "tags")
+
+    def __init__(self, ranges: list[tuple[int, int, str]]) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.tags: list[str] = []
+        for start, end, tag in _flatten(ranges):
+            if self.tags and self.tags[-1] == tag and self.ends[-1] + 1 == start:
+                self.ends[-1] = end  # adjacent with the same tag: one interval
+            else:
+                self.starts.append(start)
+                self.ends.append(end)
+                self.tags.append(tag)
+
+    def tag_of(self, value: int) -> str:
+        i = bisect_right(self.starts, value) - 1
+        if i >= 0 and value <= self.ends[i]:
+            return self.tags[i]
+        return ""
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def _flatten(ranges: list[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Turn nested CIDR ranges into disjoint pieces where the innermost (longest prefix) wins.
+
+    CIDR blocks are either disjoint or nested, so one sweep with a stack of the enclosing
+    blocks does it: sorted by start and widest first, each block interrupts the one around
+    it. The same block given twice keeps the tag given last.
+    """
+    unique: dict[tuple[int, int], str] = {}
+    for start, end, tag in ranges:
+        unique[(start, end)] = tag
+    ordered = sorted(unique.items(), key=lambda item: (item[0][0], -item[0][1]))
+    stack: list[tuple[int, str]] = []  # (end, tag) of the enclosing blocks, innermost last
+    cursor = 0
+    for (start, end), tag in ordered:
+        while stack and stack[-1][0] < start:
+            top_end, top_tag = stack.pop()
+            if cursor <= top_end:
+                yield cursor, top_end, top_tag
+                cursor = top_end + 1
+        if stack and cursor < start:
+            yield cursor, start - 1, stack[-1][1]
+        cursor = start
+        stack.append((end, tag))
+    while stack:
+        top_end, top_tag = stack.pop()
+        if cursor <= top_end:
+            yield cursor, top_end, top_tag
+            cursor = top_end + 1
+
+
+class NetworkTable:
+    """Tagged address ranges; `tag_of(ip)` says whose network an address is in.
+
+    Built once from (network, tag) pairs; overlapping ranges resolve to the more specific
+    (longer prefix) one. Lookups are cached per address string, like core.hits.truncate_ip,
+    since one reader's client hits the collector many times.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[Network, str]], cache_size: int = 65536) -> None:
+        v4: list[tuple[int, int, str]] = []
+        v6: list[tuple[int, int, str]] = []
+        counts: dict[str, int] = {}
+        for network, tag in pairs:
+            target = v4 if network.version == 4 else v6
+            target.append((int(network.network_address), int(network.broadcast_address), tag))
+            counts[tag] = counts.get(tag, 0) + 1
+        self._v4 = _Intervals(v4)
+        self._v6 = _Intervals(v6)
+        self.ranges_by_tag = counts
+        self._cached = lru_cache(maxsize=cache_size)(self._lookup)
+
+    @classmethod
+    def empty(cls) -> NetworkTable:
+        return cls(())
+
+    def current(self) -> NetworkTable:
+        """A fixed table is its own source (see store.networks.NetworkSource)."""
+        return self
+
+    def __len__(self) -> int:
+        """Disjoint intervals held (after flattening and merging)."""
+        return len(self._v4) + len(self._v6)
+
+    def tag_of(self, ip: str) -> str:
+        """The tag of the network `ip` is in, or "" for none or for anything not an address."""
+        try:
+            return self._cached(ip)
+        except Exception:  # an unhashable or otherwise odd argument: never break a hit
+            return ""
+
+    def _lookup(self, ip: str) -> str:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return ""
+        if isinstance(address, ipaddress.IPv6Address):
+            mapped = address.ipv4_mapped
+            if mapped is None:
+                return self._v6.tag_of(int(address))
+            address = mapped
+        return self._v4.tag_of(int(address))
