@@ -15,18 +15,23 @@ from mailbeacon.core.networks import (
     DATACENTER,
     GOOGLE,
     MICROSOFT,
+    Network,
     NetworkTable,
     NoRanges,
+    cidr_range,
     collapse,
     parse_apple_csv,
     parse_cidr_list,
     parse_json_ranges,
     parse_known_csv,
     parse_ranges,
+    range_cidrs,
+    to_range,
     valid_tag,
 )
 
 net = ipaddress.ip_network
+BASE = 0x0A000000  # 10.0.0.0: generated ranges stay inside one /16 so they meet often
 
 # Real rows of https://mask-api.icloud.com/egress-ip-ranges.csv (as in the packaged sample).
 APPLE_ROWS = """172.224.226.0/27,GB,GB-EN,London,
@@ -136,16 +141,48 @@ def test_tags_are_checked() -> None:
     assert not any(valid_tag(t) for t in ("", "Apple", "a/b", "../x", "-x", "x" * 33))
 
 
-def test_collapse_merges_adjacent_ranges() -> None:
-    merged = collapse(
-        [
-            net("172.224.226.32/31"),
-            net("172.224.226.34/31"),
-            net("2001:db8::/33"),
-            net("2001:db8:8000::/33"),
-        ]
-    )
-    assert [str(n) for n in merged] == ["172.224.226.32/30", "2001:db8::/32"]
+def test_collapse_merges_adjacent_and_nested_ranges_and_writes_few_cidrs() -> None:
+    networks = [
+        net("172.224.226.32/31"),
+        net("172.224.226.34/31"),
+        net("172.224.226.33/32"),
+        net("172.224.226.36/31"),
+        net("2001:db8::/33"),
+        net("2001:db8:8000::/33"),
+    ]
+    cidrs = [cidr for merged in collapse(networks) for cidr in range_cidrs(merged)]
+    assert cidrs == ["172.224.226.32/30", "172.224.226.36/31", "2001:db8::/32"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "172.224.226.0/27",
+        "172.224.226.7/27",
+        "2a02:26f7:b3c0:4000::/64",
+        "192.0.2.1",
+        "::/0",
+        "0.0.0.0/0",
+    ],
+)
+def test_the_fast_cidr_reader_agrees_with_ipaddress(text: str) -> None:
+    assert cidr_range(text) == to_range(net(text, strict=False))
+
+
+@pytest.mark.parametrize(
+    "text", ["1.2.3.0/33", "1.2.3.0/-1", "1.2.3.0/+8", "1.2.3.0/x", "::/129", "x/8"]
+)
+def test_the_fast_cidr_reader_refuses_what_is_not_a_range(text: str) -> None:
+    assert cidr_range(text) is None
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**16 - 1), st.integers(16, 32)), max_size=20))
+def test_written_cidrs_cover_exactly_the_same_addresses(blocks: list[tuple[int, int]]) -> None:
+    networks: list[Network] = [
+        ipaddress.IPv4Network((BASE + value, length), strict=False) for value, length in blocks
+    ]
+    cidrs = [net(c) for merged in collapse(networks) for c in range_cidrs(merged)]
+    assert cidrs == list(ipaddress.collapse_addresses(networks))  # type: ignore[arg-type]
 
 
 # -- lookups -----------------------------------------------------------------------------
@@ -239,7 +276,6 @@ def test_tag_of_never_raises_on_any_string(ip: str) -> None:
 
 
 # Ranges inside one /16 nest and overlap often, which is what the sweep must get right.
-BASE = 0x0A000000
 nested_ranges = st.lists(
     st.tuples(st.integers(0, 2**16 - 1), st.integers(16, 30), st.sampled_from("abc")), max_size=30
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,10 +42,14 @@ __all__ = [
     "parse_json_ranges",
     "parse_known_csv",
     "parse_ranges",
+    "range_cidrs",
+    "read_ranges",
     "valid_tag",
 ]
 
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+Range: TypeAlias = tuple[int, int, int]
+"""(IP version, first address, last address) as integers: what the table works with."""
 
 # Tags. A tag names who operates a network, not what a hit from it means: that is the
 # classifier's business (core.signals).
@@ -227,11 +232,75 @@ def parse_known_csv(text: str) -> tuple[list[tuple[Network, str]], Parsed]:
     return pairs, parsed
 
 
-def collapse(networks: Iterable[Network]) -> list[Network]:
-    """The fewest CIDRs covering the same addresses, v4 first (what a refresh writes)."""
-    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
-    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
-    return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+def to_range(network: Network) -> Range:
+    first = int(network.network_address)
+    return (network.version, first, first | int(network.hostmask))
+
+
+_FAMILY = {4: (socket.AF_INET, 32), 6: (socket.AF_INET6, 128)}
+
+
+def cidr_range(text: str) -> Range | None:
+    """A CIDR line as a Range, fast: the C address parsers first, `ipaddress` for the rest.
+
+    Loading a full relay list is ~100,000 of these, so the common spelling must not pay
+    for building `ipaddress` objects (about ten times slower).
+    """
+    address, _, length = text.partition("/")
+    version = 6 if ":" in address else 4
+    family, bits = _FAMILY[version]
+    try:
+        packed = socket.inet_pton(family, address)
+        prefix = int(length) if length else bits
+    except (OSError, ValueError):
+        network = _network(text)
+        return to_range(network) if network is not None else None
+    if not 0 <= prefix <= bits or (not length.isdigit() and length):
+        return None
+    host = (1 << (bits - prefix)) - 1
+    first = int.from_bytes(packed, "big") & ~host
+    return (version, first, first | host)
+
+
+def read_ranges(text: str) -> tuple[list[Range], Parsed]:
+    """Like parse_cidr_list, but straight to Ranges (how written lists are loaded)."""
+    ranges: list[Range] = []
+    parsed = Parsed()
+    for line in _lines(text):
+        first = _first_field(line)
+        found = cidr_range(first)
+        if found is not None:
+            ranges.append(found)
+        elif first.lower() not in _HEADER_WORDS:
+            parsed.skip(line)
+    return ranges, parsed
+
+
+def collapse(networks: Iterable[Network]) -> list[Range]:
+    """The same addresses as the fewest disjoint ranges, v4 first, sorted."""
+    ranges = sorted(to_range(network) for network in networks)
+    merged: list[Range] = []
+    for version, first, last in ranges:
+        if merged and merged[-1][0] == version and first <= merged[-1][2] + 1:
+            if last > merged[-1][2]:
+                merged[-1] = (version, merged[-1][1], last)
+        else:
+            merged.append((version, first, last))
+    return merged
+
+
+def range_cidrs(found: Range) -> Iterator[str]:
+    """A range written as the fewest CIDRs (largest aligned block first, repeatedly)."""
+    version, first, last = found
+    family, bits = _FAMILY[version]
+    size = bits // 8
+    while first <= last:
+        span = (first & -first).bit_length() - 1 if first else bits
+        while span > 0 and first + (1 << span) - 1 > last:
+            span -= 1
+        text = socket.inet_ntop(family, first.to_bytes(size, "big"))
+        yield f"{text}/{bits - span}"
+        first += 1 << span
 
 
 class _Intervals:
@@ -300,12 +369,23 @@ class NetworkTable:
     """
 
     def __init__(self, pairs: Iterable[tuple[Network, str]], cache_size: int = 65536) -> None:
+        self._build(((to_range(network), tag) for network, tag in pairs), cache_size)
+
+    @classmethod
+    def from_ranges(
+        cls, ranges: Iterable[tuple[Range, str]], cache_size: int = 65536
+    ) -> NetworkTable:
+        """Built from (Range, tag) pairs, as lists are loaded (see read_ranges)."""
+        table = cls.__new__(cls)
+        table._build(ranges, cache_size)
+        return table
+
+    def _build(self, ranges: Iterable[tuple[Range, str]], cache_size: int) -> None:
         v4: list[tuple[int, int, str]] = []
         v6: list[tuple[int, int, str]] = []
         counts: dict[str, int] = {}
-        for network, tag in pairs:
-            target = v4 if network.version == 4 else v6
-            target.append((int(network.network_address), int(network.broadcast_address), tag))
+        for (version, first, last), tag in ranges:
+            (v4 if version == 4 else v6).append((first, last, tag))
             counts[tag] = counts.get(tag, 0) + 1
         self._v4 = _Intervals(v4)
         self._v6 = _Intervals(v6)

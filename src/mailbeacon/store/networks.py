@@ -35,10 +35,13 @@ from mailbeacon.core.networks import (
     Network,
     NetworkTable,
     Parsed,
+    Range,
     collapse,
-    parse_cidr_list,
     parse_known_csv,
     parse_ranges,
+    range_cidrs,
+    read_ranges,
+    to_range,
     valid_tag,
 )
 from mailbeacon.settings import Settings
@@ -102,9 +105,10 @@ def _mtime(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
 
 
-def read_lists(settings: Settings) -> tuple[list[tuple[Network, str]], list[ListInfo]]:
-    """Every (network, tag) pair the table is built from, and what each list holds."""
-    pairs, parsed = parse_known_csv(_packaged(KNOWN_FILE))
+def read_lists(settings: Settings) -> tuple[list[tuple[Range, str]], list[ListInfo]]:
+    """Every (range, tag) pair the table is built from, and what each list holds."""
+    known, parsed = parse_known_csv(_packaged(KNOWN_FILE))
+    pairs = [(to_range(network), tag) for network, tag in known]
     if parsed.skipped:
         log.warning("known.csv: %d lines skipped: %s", parsed.skipped, parsed.examples)
     infos = []
@@ -114,8 +118,8 @@ def read_lists(settings: Settings) -> tuple[list[tuple[Network, str]], list[List
     infos += [ListInfo(tag, n, "packaged", KNOWN_FILE, "") for tag, n in sorted(counts.items())]
     files = operator_files(settings)
     if APPLE_RELAY not in files:
-        sample = parse_cidr_list(_packaged(APPLE_SAMPLE)).networks
-        pairs += [(network, APPLE_RELAY) for network in sample]
+        sample, _ = read_ranges(_packaged(APPLE_SAMPLE))
+        pairs += [(found, APPLE_RELAY) for found in sample]
         infos.append(ListInfo(APPLE_RELAY, len(sample), "packaged", APPLE_SAMPLE + " (sample)", ""))
     for tag, path in files.items():
         try:
@@ -123,15 +127,15 @@ def read_lists(settings: Settings) -> tuple[list[tuple[Network, str]], list[List
         except OSError as exc:
             log.error("network list %s could not be read: %s", path, exc)
             continue
-        found = parse_cidr_list(text)
+        ranges, found = read_ranges(text)
         if found.skipped:
             log.warning("%s: %d lines skipped: %s", path, found.skipped, found.examples)
-        pairs += [(network, tag) for network in found.networks]
+        pairs += [(each, tag) for each in ranges]
         header = _header(text)
         infos.append(
             ListInfo(
                 tag,
-                len(found.networks),
+                len(ranges),
                 str(path),
                 header.get("source", ""),
                 header.get("fetched", "") or _mtime(path),
@@ -143,7 +147,7 @@ def read_lists(settings: Settings) -> tuple[list[tuple[Network, str]], list[List
 def load_network_table(settings: Settings) -> NetworkTable:
     """The table from the packaged and the operator's lists (see the module docstring)."""
     pairs, _ = read_lists(settings)
-    return NetworkTable(pairs)
+    return NetworkTable.from_ranges(pairs)
 
 
 def write_list(
@@ -156,7 +160,7 @@ def write_list(
     folder = networks_dir(settings)
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     make_private(folder)
-    collapsed = collapse(networks)
+    collapsed = [cidr for merged in collapse(networks) for cidr in range_cidrs(merged)]
     fetched = datetime.now(UTC).isoformat(timespec="seconds")
     # A source URL or path is one line: no newline may break the header.
     source_line = source.replace("\r", " ").replace("\n", " ")
@@ -166,7 +170,7 @@ def write_list(
         f"# format: {fmt}",
         f"# fetched: {fetched}",
         f"# ranges: {len(collapsed)} (collapsed from {len(networks)})",
-        *(str(network) for network in collapsed),
+        *collapsed,
     ]
     target = folder / f"{tag}.csv"
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{tag}.", suffix=".tmp")
