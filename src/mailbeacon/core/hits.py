@@ -51,8 +51,6 @@ class Hit:
     prefetch: bool
     ip: str
     user_agent: str
-    # The network tag of the full address (core.networks), looked up at the collector
-    # before `ip` was truncated; "" for none, and for hits recorded before tagging.
     network: str = ""
 
     def to_row(self) -> dict[str, object]:
@@ -90,7 +88,7 @@ class Hit:
             prefetch=bool(record["prefetch"]),
             ip=str(record["ip"]),
             user_agent=str(record["user_agent"]),
-            network=str(record.get("network", "")),  # spooled before tagging: no key
+            network=str(record.get("network", "")),
         )
 
 

@@ -64,10 +64,26 @@ CISCO = "cisco"  # Cisco Secure Email (IronPort) cloud
 TRENDMICRO = "trendmicro"
 SOPHOS = "sophos"
 FORCEPOINT = "forcepoint"
+FORTINET = "fortinet"
+SYMANTEC = "symantec"
+ZSCALER = "zscaler"
 DATACENTER = "datacenter"  # cloud and hosting: AWS, Azure, GCP, DigitalOcean, OVH, ...
 
+# The same names as core.signals.SCANNER_NETWORKS: a vendor's list is `var/networks/<tag>.csv`.
 MAIL_SECURITY_TAGS = frozenset(
-    {MICROSOFT, PROOFPOINT, MIMECAST, BARRACUDA, CISCO, TRENDMICRO, SOPHOS, FORCEPOINT}
+    {
+        MICROSOFT,
+        PROOFPOINT,
+        MIMECAST,
+        BARRACUDA,
+        CISCO,
+        TRENDMICRO,
+        SOPHOS,
+        FORCEPOINT,
+        FORTINET,
+        SYMANTEC,
+        ZSCALER,
+    }
 )
 ALL_TAGS = frozenset({APPLE_RELAY, GOOGLE, YAHOO, DATACENTER} | MAIL_SECURITY_TAGS)
 
