@@ -7,6 +7,7 @@ from mailbeacon.proxy import TrustedProxies
 from mailbeacon.runtime import Runtime
 from mailbeacon.settings import Settings, load_settings
 from mailbeacon.store.links import StoredLinks
+from mailbeacon.store.networks import NetworkSource
 from mailbeacon.web.app import create_web_app
 
 
@@ -23,7 +24,12 @@ def create_app(settings: Settings | None = None, *, run_processor: bool = True) 
     web = create_web_app(runtime)
     links = StoredLinks(runtime.engine)
     app: ASGIApp = Collector(
-        runtime.keys, runtime.hits, web, prefix=settings.public_path, links=links
+        runtime.keys,
+        runtime.hits,
+        web,
+        prefix=settings.public_path,
+        links=links,
+        networks=NetworkSource(settings),
     )
     if settings.trusted_proxies:
         app = TrustedProxies(app, settings.trusted_proxies, settings.proxy_header)

@@ -355,6 +355,43 @@ def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
+def cmd_networks_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    """Replace one network list from a file or URL; a bad source leaves the old list."""
+    from mailbeacon.core.networks import NoRanges
+    from mailbeacon.store.networks import FetchError, refresh
+
+    try:
+        done = refresh(settings, args.tag, args.source, args.format)
+    except (FetchError, NoRanges) as exc:
+        print(f"error: {exc}; the current {args.tag} list is unchanged", file=sys.stderr)
+        return 1
+    parsed = done.parsed
+    print(
+        f"{done.tag}: loaded {len(parsed.networks)} ranges ({done.fmt}), "
+        f"wrote {done.written} after collapsing to {done.path}"
+    )
+    if parsed.skipped:
+        print(f"skipped {parsed.skipped} lines that are not ranges, e.g.:")
+        for example in parsed.examples:
+            print(f"  {example}")
+    print("a running serve picks the new list up within a minute")
+    return 0
+
+
+def cmd_networks_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the lists the network table is built from."""
+    from mailbeacon.store.networks import read_lists
+
+    _, infos = read_lists(settings)
+    print(f"{'tag':<12} {'ranges':>8}  {'from':<40} {'updated':<25} source")
+    for info in infos:
+        print(
+            f"{info.tag:<12} {info.ranges:>8}  {info.origin:<40} "
+            f"{info.updated or '-':<25} {info.source}"
+        )
+    return 0
+
+
 NEEDS_SCHEMA = frozenset({"worker", "user", "demo-user", "token", "send"})
 
 
@@ -435,6 +472,25 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
     send.add_argument("--track-links", action=argparse.BooleanOptionalAction, default=None)
     send.set_defaults(handler=cmd_send)
+
+    networks = commands.add_parser(
+        "networks", help="the network lists hits are tagged with (Apple relay, scanners, clouds)"
+    ).add_subparsers(dest="networks_command", required=True)
+    refresh = networks.add_parser(
+        "refresh", help="replace a list (e.g. apple-relay) from a file or an http(s) URL"
+    )
+    refresh.add_argument("tag", help="the list's tag, e.g. apple-relay, datacenter, proofpoint")
+    refresh.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL")
+    refresh.add_argument(
+        "--format",
+        choices=("apple", "cidr", "json"),
+        default=None,
+        help="default: json for JSON, apple for the apple-relay tag, else cidr",
+    )
+    refresh.set_defaults(handler=cmd_networks_refresh)
+    networks.add_parser("list", help="show the lists, their ranges and where from").set_defaults(
+        handler=cmd_networks_list
+    )
     return parser
 
 

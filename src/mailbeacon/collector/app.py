@@ -21,10 +21,11 @@ import base64
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from mailbeacon.core.hits import Hit, HitKind, new_hit_id, truncate_ip
+from mailbeacon.core.networks import NetworkTable
 from mailbeacon.core.tokens import InvalidToken, KeyRing, TokenKind
 from mailbeacon.store.hitlog import HitLog
 from mailbeacon.store.links import StoredLinks
@@ -70,6 +71,13 @@ NOT_FOUND_BODY = (
 LOCATION_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 
 
+class Networks(Protocol):
+    """Where the collector gets its network table: store.networks.NetworkSource, which
+    picks up refreshed lists, or a fixed NetworkTable."""
+
+    def current(self) -> NetworkTable: ...
+
+
 def location_header(url: str) -> bytes:
     """The destination as a header value: ASCII only, no controls, no spaces."""
     return quote(url, safe=LOCATION_SAFE).encode("ascii")
@@ -104,6 +112,7 @@ class Collector:
         app: ASGIApp,
         prefix: str = "",
         links: StoredLinks | None = None,
+        networks: Networks | None = None,
     ) -> None:
         self.keys = keys
         self.hits = hits
@@ -111,6 +120,7 @@ class Collector:
         self.prefix = prefix
         self.prefixed = prefix + "/"
         self.links = links
+        self.networks: Networks = networks if networks is not None else NetworkTable.empty()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -206,6 +216,7 @@ class Collector:
         if method not in ("GET", "HEAD"):
             return
         client = scope.get("client")
+        address = client[0] if client else ""
         user_agent, prefetch = _agent_and_prefetch(scope)
         hit = Hit(
             hit_id=new_hit_id(),
@@ -216,8 +227,11 @@ class Collector:
             link_id=link_id,
             method=method,
             prefetch=prefetch,
-            ip=truncate_ip(client[0]) if client else "",
+            # The network is looked up on the full address, before it is truncated;
+            # only the tag is kept (core.networks).
+            ip=truncate_ip(address) if address else "",
             user_agent=user_agent,
+            network=self.networks.current().tag_of(address) if address else "",
         )
         try:
             await self.hits.record(hit)

@@ -30,6 +30,7 @@ __all__ = [
     "find_html_links",
     "find_link_problems",
     "find_text_links",
+    "honeypot_tag",
     "is_trackable_url",
     "pixel_tag",
     "rewrite_html",
@@ -64,6 +65,17 @@ _PIXEL_TEMPLATE = (
 )
 
 
+# The honeypot: a link no person can see, reach or click, which software that follows every
+# link (security scanners pre-clicking mail) follows anyway. Empty, so there is nothing to
+# see or click; display:none for every client, mso-hide:all for Outlook's Word renderer;
+# aria-hidden and tabindex="-1" keep it out of screen readers and keyboard navigation.
+_HONEYPOT_TEMPLATE = (
+    '<a href="{href}" aria-hidden="true" tabindex="-1" '
+    'style="display:none;mso-hide:all;max-height:0;overflow:hidden;font-size:0"></a>'
+)
+_LEADING_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.IGNORECASE)
+
+
 def is_trackable_url(url: str) -> bool:
     """Tell whether a link may be sent through the click redirect.
 
@@ -81,6 +93,11 @@ def pixel_tag(pixel_url: str) -> str:
     clients from announcing anything.
     """
     return _PIXEL_TEMPLATE.format(src=_escape(pixel_url, quote=True))
+
+
+def honeypot_tag(click_url: str) -> str:
+    """Build the invisible link that only software follows (see _HONEYPOT_TEMPLATE)."""
+    return _HONEYPOT_TEMPLATE.format(href=_escape(click_url, quote=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,6 +131,7 @@ class _Scan:
 
     hrefs: list[_Href]
     last_body_end: int | None = None
+    first_body_open_end: int | None = None  # right after the first <body ...> start tag
     unclosed_start: int | None = None
     problems: list[tuple[str, LinkProblem]] = field(default_factory=list)
 
@@ -152,6 +170,8 @@ class _LocatingParser(TolerantParser):
         start = self.abs_offset()
         if raw is None or not self._mb_text.startswith(raw, start):
             return  # positions disagree with the text: touching it could corrupt the body
+        if tag == "body" and self._mb_scan.first_body_open_end is None:
+            self._mb_scan.first_body_open_end = start + len(raw)
         if tag in _LINK_ELEMENTS:
             href = _locate_href(raw, start, self._mb_scan.problems)
             if href is not None:
@@ -374,8 +394,27 @@ def find_html_links(html: str) -> list[str]:
     return _dedup([href.url for href in _scan_html(html).hrefs])
 
 
-def rewrite_html(html: str, *, pixel_url: str | None, click_url_for: ClickUrlFor | None) -> str:
+def _honeypot_at(html: str, scan: _Scan) -> int:
+    """Right after the first ``<body ...>``; without one, at the very start (after a leading
+    doctype, which must stay first or the page would render in quirks mode)."""
+    if scan.first_body_open_end is not None:
+        return scan.first_body_open_end
+    doctype = _LEADING_DOCTYPE.match(html)
+    return doctype.end() if doctype else 0
+
+
+def rewrite_html(
+    html: str,
+    *,
+    pixel_url: str | None,
+    click_url_for: ClickUrlFor | None,
+    honeypot_url: str | None = None,
+) -> str:
     """Add the open pixel and route links through the click endpoint, changing nothing else.
+
+    With ``honeypot_url`` (a tracked click URL), one invisible link (:func:`honeypot_tag`)
+    is inserted right after the first ``<body ...>`` start tag, or at the very start of a
+    document without one.
 
     The pixel goes right before the last real ``</body>`` so that it is rendered inside the
     body in every client. Without one it is appended, unless the document ends inside an
@@ -393,6 +432,9 @@ def rewrite_html(html: str, *, pixel_url: str | None, click_url_for: ClickUrlFor
         else:
             at = len(html)
         edits.append((at, at, pixel_tag(pixel_url)))
+    if honeypot_url is not None:
+        at = _honeypot_at(html, scan)
+        edits.append((at, at, honeypot_tag(honeypot_url)))
     return _splice(html, edits)
 
 
@@ -438,7 +480,11 @@ def rewrite_text(text: str, click_url_for: ClickUrlFor) -> str:
 
 
 def strip_tracking(
-    html_or_text: str, *, pixel_url: str | None, original_for: Callable[[str], str | None]
+    html_or_text: str,
+    *,
+    pixel_url: str | None,
+    original_for: Callable[[str], str | None],
+    honeypot_url: str | None = None,
 ) -> str:
     """Undo :func:`rewrite_html` / :func:`rewrite_text`: drop the pixel, restore the links.
 
@@ -451,6 +497,11 @@ def strip_tracking(
     byte-identical, since only its decoded URL was kept.
     """
     out = html_or_text
+    if honeypot_url is not None:
+        tag = honeypot_tag(honeypot_url)
+        at = out.find(tag)
+        if at >= 0:
+            out = out[:at] + out[at + len(tag) :]
     if pixel_url is not None:
         tag = pixel_tag(pixel_url)
         at = out.rfind(tag)

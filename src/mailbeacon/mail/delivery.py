@@ -114,7 +114,11 @@ def render_copy(message: QueuedMessage, order: CopyOrder) -> tuple[bytes, bool]:
         if message.track_opens:
             pixel = f"{base}/o/{keys.sign_open(message.id, order.recipient_id)}.gif"
         clicks = click_url_for if message.track_links else None
-        html = rewrite_html(html, pixel_url=pixel, click_url_for=clicks)
+        honeypot = None
+        if message.track_links and message.honeypot is not None:
+            link_id, url = message.honeypot
+            honeypot = f"{base}/c/{keys.sign_click(message.id, order.recipient_id, link_id, url)}"
+        html = rewrite_html(html, pixel_url=pixel, click_url_for=clicks, honeypot_url=honeypot)
     if text is not None and message.track_links:
         text = rewrite_text(text, click_url_for)
     mime = build_copy(

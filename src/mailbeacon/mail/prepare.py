@@ -90,6 +90,10 @@ class Prepared:
     # Stored reason codes: the policy's, then links left untracked on purpose and why.
     untracked_reasons: tuple[str, ...]
     message_id_header: str
+    # Where the invisible honeypot link of tracked HTML mail leads: the installation's
+    # root, harmless and never an open redirect. None when there is none to add.
+    # Not one of `links`: it counts against no limit and never enters the plain text.
+    honeypot_url: str | None = None
 
 
 def check_sizes(request: SendInput) -> None:
@@ -127,6 +131,11 @@ def _draft(profile: SenderProfile, request: SendInput, text: str | None) -> Draf
         html=html,
         text=text,
     )
+
+
+def honeypot_url(public_url: str) -> str:
+    """The honeypot's destination: the installation's public root."""
+    return public_url.rstrip("/") + "/"
 
 
 def _is_ours(url: str, public_url: str) -> bool:
@@ -184,6 +193,7 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
         decision=decision,
         untracked_reasons=tuple(untracked),
         message_id_header=new_message_id(draft.sender.address.rpartition("@")[2]),
+        honeypot_url=honeypot_url(public_url) if decision.track_links and draft.html else None,
     )
 
 

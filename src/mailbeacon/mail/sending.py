@@ -107,6 +107,7 @@ def _new_message(
         untracked_reasons=list(checked.untracked_reasons),
         recipients=checked.recipients,
         links=checked.links,
+        honeypot_url=checked.honeypot_url,
     )
 
 

@@ -60,7 +60,8 @@ class QueuedMessage:
     created_at: datetime
     to: tuple[tuple[str, str], ...]  # (address, name) in the To header
     cc: tuple[tuple[str, str], ...]
-    links: tuple[tuple[int, str], ...]  # (link id, url)
+    links: tuple[tuple[int, str], ...]  # (link id, url), the honeypot left out
+    honeypot: tuple[int, str] | None = None  # (link id, url) of the invisible link (B3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class NewMessage:
     untracked_reasons: list[str]
     recipients: tuple[tuple[str, str, str], ...]  # (field, address, name)
     links: tuple[str, ...]
+    honeypot_url: str | None = None  # where the invisible link leads (its own Link row)
 
 
 async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
@@ -149,6 +151,12 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
             await conn.execute(
                 insert(Link),
                 [{"message_id": message_id, "url": url, "click_count": 0} for url in new.links],
+            )
+        if new.honeypot_url is not None:
+            await conn.execute(
+                insert(Link).values(
+                    message_id=message_id, url=new.honeypot_url, honeypot=True, click_count=0
+                )
             )
         await conn.execute(
             insert(SendJob).values(
@@ -258,7 +266,9 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         ).all()
         links = (
             await conn.execute(
-                select(Link.id, Link.url).where(Link.message_id == message_id).order_by(Link.id)
+                select(Link.id, Link.url, Link.honeypot)
+                .where(Link.message_id == message_id)
+                .order_by(Link.id)
             )
         ).all()
     return QueuedMessage(
@@ -274,7 +284,8 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         created_at=row.created_at,
         to=tuple((p.address, p.name) for p in people if p.field == "to"),
         cc=tuple((p.address, p.name) for p in people if p.field == "cc"),
-        links=tuple((link.id, link.url) for link in links),
+        links=tuple((link.id, link.url) for link in links if not link.honeypot),
+        honeypot=next(((link.id, link.url) for link in links if link.honeypot), None),
     )
 
 

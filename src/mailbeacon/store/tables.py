@@ -203,8 +203,13 @@ class Message(OpenAggregates, Base):
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"
     )
+    # The links a person wrote: the invisible honeypot (Link.honeypot) is not one of them,
+    # so pages, the API and counts never show it; its clicks stay in the hit log.
     links: Mapped[list[Link]] = relationship(
-        back_populates="message", order_by="Link.id", cascade="all, delete-orphan"
+        back_populates="message",
+        order_by="Link.id",
+        cascade="all, delete-orphan",
+        primaryjoin="and_(Message.id == Link.message_id, Link.honeypot.is_(False))",
     )
 
 
