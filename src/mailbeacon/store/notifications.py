@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailbeacon.store.tables import Link, Message, Notification, Recipient, WebSession
@@ -50,7 +50,8 @@ def _items(user_id: int) -> Select[Notification, Recipient, Message, str]:
         select(Notification, Recipient, Message, Link.url)
         .join(Message, Message.id == Notification.message_id)
         .join(Recipient, Recipient.id == Notification.recipient_id)
-        .outerjoin(Link, Link.id == Notification.link_id)
+        # The honeypot link's address is never shown to a user (B3): "a link" at most.
+        .outerjoin(Link, and_(Link.id == Notification.link_id, Link.honeypot.is_(False)))
         .where(Notification.user_id == user_id, Message.user_id == user_id)
     )
 

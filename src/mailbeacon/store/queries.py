@@ -251,7 +251,8 @@ async def counted_activity(
         )
         .join(Recipient, Recipient.id == ranked.c.recipient_id)
         .outerjoin(Link, Link.id == ranked.c.link_id)
-        .where(ranked.c.rank <= limit)
+        # A honeypot click is never counted; should one ever be, it still never shows.
+        .where(ranked.c.rank <= limit, or_(Link.id.is_(None), Link.honeypot.is_(False)))
         .order_by(occurred_at.desc(), ranked.c.id.desc())
     )
     return [
