@@ -248,7 +248,9 @@ async def test_message_page_says_each_reading_and_folds_machine_events_and_repea
     cleo = recipient_row(page, ids["cleo@example.com"])
     assert "Opened (images blocked, seen from a click)" in cleo
     dave = recipient_row(page, ids["dave@example.com"])
-    assert "Not delivered" in dave and "0 opens" not in dave.split("counts")[0]
+    assert "Not delivered" in dave and "0 opens" not in dave and "0 clicks" not in dave
+    dave_tip = tip(page, f"r{ids['dave@example.com']}", "open")
+    assert "Not delivered" in dave_tip and "Not opened yet" not in dave_tip
 
     shown = section(page, 'class="list responsive timeline"')
     assert shown.count("<tr class=") == 3  # anna's open, her forwarded open, cleo's click

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
-from mailbeacon.core.readership import ReaderCounts, Reading, reading_status
+from mailbeacon.core.readership import ReaderCounts, Reading, ReadingStatus, reading_status
 from mailbeacon.store import queries
 from mailbeacon.store.db import sessions
 from mailbeacon.store.queries import Activity
@@ -69,6 +69,7 @@ class TrackIcon:
     more: int
     failed: bool = False
     status: str = ""  # the reading status in words, on a recipient's open icon (B3)
+    undelivered: bool = False  # the copy has not arrived: its tip never says "not opened yet"
     readers: tuple[tuple[str, str], ...] = ()  # (who, status in words) on a message's icon
 
     @property
@@ -96,6 +97,7 @@ def _icon(
     failed: bool,
     status: str = "",
     readers: tuple[tuple[str, str], ...] = (),
+    undelivered: bool = False,
 ) -> TrackIcon:
     """One icon; an untracked one always says why, generically when no stored reason fits."""
     relevant = OPEN_REASONS if kind == "open" else LINK_REASONS
@@ -119,6 +121,7 @@ def _icon(
         failed=failed,
         status=status if tracked else "",
         readers=readers if tracked else (),
+        undelivered=undelivered,
     )
 
 
@@ -130,6 +133,7 @@ def track_icons(
     *,
     reading: str = "",
     readers: Iterable[tuple[str, str]] = (),
+    undelivered: bool = False,
 ) -> tuple[TrackIcon, TrackIcon]:
     """The open and link icons for a message, or for one recipient's copy of it.
 
@@ -140,7 +144,12 @@ def track_icons(
     lines = list(activity)
     reasons = known_reasons(message.untracked_reasons)
     failed = isinstance(row, Recipient) and row.status == "failed"
-    common: dict[str, Any] = {"reasons": reasons, "activity": lines, "failed": failed}
+    common: dict[str, Any] = {
+        "reasons": reasons,
+        "activity": lines,
+        "failed": failed,
+        "undelivered": undelivered,
+    }
     return (
         _icon(
             "open",
@@ -204,7 +213,12 @@ def recipient_item(
     """One copy's row, the same on the message page and the contact page."""
     reading = reading_of(recipient)
     opens, clicks = track_icons(
-        f"r{recipient.id}", recipient, message, activity, reading=reading_text(reading, l10n)
+        f"r{recipient.id}",
+        recipient,
+        message,
+        activity,
+        reading=reading_text(reading, l10n),
+        undelivered=reading.status is ReadingStatus.NOT_DELIVERED,
     )
     return RecipientItem(
         recipient,
