@@ -139,3 +139,8 @@ def client_words(user_agent: str, l10n: Localizer) -> str:
     if not user_agent.strip():
         return ""
     return agent_words(describe_agent(user_agent), l10n)
+
+
+def warm_up() -> None:
+    """Parse one agent, so the parser's one-time set-up is paid at start-up, not by a page."""
+    describe_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
