@@ -16,7 +16,10 @@ from typing import Any
 from sqlalchemy import update
 
 from mailbeacon.store.db import make_engine, sessions
+from mailbeacon.store.notifications import notifications_after
 from mailbeacon.store.tables import Event, Link, Notification, Recipient, User
+from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.pages.notifications import describe
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.helpers import delivered
 from tests.web_helpers import sign_in
@@ -362,3 +365,17 @@ async def test_bell_groups_clicks_and_says_reopen(live: LiveApp, smtp_server: Sm
     assert "Cleo clicked https://example.com/pricing in “Pricing”" in texts
     assert "Anna Berg opened “Pricing” again" in texts
     assert "Anna Berg opened “Pricing”" in texts
+    # The live bell reads the same items: only the later open is a re-open, and a
+    # page of new items that starts after the first open still knows it.
+    engine = make_engine(live.settings.effective_database_url)
+    try:
+        async with sessions(engine)() as db:
+            fresh = await notifications_after(db, live.user_id, 0, 10)
+            opens = [i for i in fresh if i.kind == "open"]
+            assert [i.reopen for i in opens] == [False, True]
+            newest = await notifications_after(db, live.user_id, opens[0].id, 10)
+            assert [i.reopen for i in newest if i.kind == "open"] == [True]
+            burst = next(i for i in fresh if i.link_count == 3)
+            assert describe(burst, Localizer("sv")) == "Cleo klickade på 3 länkar i ”Pricing”"
+    finally:
+        await engine.dispose()
