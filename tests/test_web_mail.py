@@ -191,9 +191,11 @@ async def test_compose_send_open_click_and_icons(live: LiveApp, smtp_server: Smt
         assert icon_state(text, f"r{ids['ben@example.com']}", "click") == "solid"
         assert icon_state(text, f"r{ids['cleo@example.com']}", "click") == "faded"
         timeline = text.split('class="list responsive timeline"', 1)[1].split("</table>", 1)[0]
-        assert timeline.count("<tr class=") == 3
-        assert "Thunderbird" in timeline  # the HEAD (a scanner) is folded away by the web layer
+        assert timeline.count("<tr class=") == 2  # the counted open and click
         assert "Person" in timeline and "https://example.com/pricing" in timeline
+        machine = text.split('<details class="folded machine-events">', 1)[1].split("</details>")[0]
+        assert "1 machine event" in machine and "Scanner" in machine  # the HEAD, folded (B3)
+        assert "A HEAD request" in machine
         links = text.split('class="list responsive links-table"', 1)[1].split("</table>", 1)[0]
         assert "https://example.com/pricing" in links and ">1<" in links
         assert 'sandbox=""' in text

@@ -8,10 +8,10 @@ tab, so that query is a single aggregate over the (user_id, read_at) index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailbeacon.store.tables import Link, Message, Notification, Recipient, WebSession
@@ -30,6 +30,10 @@ class NotificationItem:
     recipient_address: str
     subject: str
     link_url: str | None
+    event_count: int = 1  # hits this notification stands for (a burst is one)
+    link_count: int = 1  # distinct links clicked in that burst
+    reopen: bool = False  # an open after an earlier notified open of the same copy
+    recipient_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +50,46 @@ def _items(user_id: int) -> Select[Notification, Recipient, Message, str]:
         select(Notification, Recipient, Message, Link.url)
         .join(Message, Message.id == Notification.message_id)
         .join(Recipient, Recipient.id == Notification.recipient_id)
-        .outerjoin(Link, Link.id == Notification.link_id)
+        # The honeypot link's address is never shown to a user (B3): "a link" at most.
+        .outerjoin(Link, and_(Link.id == Notification.link_id, Link.honeypot.is_(False)))
         .where(Notification.user_id == user_id, Message.user_id == user_id)
     )
 
 
+async def _first_opens(db: AsyncSession, user_id: int, recipient_ids: set[int]) -> dict[int, int]:
+    """Per copy, the id of its first open notification: any later one is a re-open.
+
+    One grouped query per page (on the user's index), rather than a probe per row:
+    the processor raises a re-open only after the user's quiet gap, so the page
+    only has to tell the first from the rest.
+    """
+    if not recipient_ids:
+        return {}
+    rows = await db.execute(
+        select(Notification.recipient_id, func.min(Notification.id))
+        .where(
+            Notification.user_id == user_id,
+            Notification.kind == "open",
+            Notification.recipient_id.in_(recipient_ids),
+        )
+        .group_by(Notification.recipient_id)
+    )
+    return {recipient_id: int(first) for recipient_id, first in rows}
+
+
+async def _with_reopens(
+    db: AsyncSession, user_id: int, items: list[NotificationItem]
+) -> list[NotificationItem]:
+    first = await _first_opens(db, user_id, {i.recipient_id for i in items if i.kind == "open"})
+    later = {i.id for i in items if i.kind == "open" and first.get(i.recipient_id, i.id) < i.id}
+    return [replace(i, reopen=True) if i.id in later else i for i in items]
+
+
 def _item(
-    notification: Notification, recipient: Recipient, message: Message, url: str | None
+    notification: Notification,
+    recipient: Recipient,
+    message: Message,
+    url: str | None,
 ) -> NotificationItem:
     return NotificationItem(
         id=notification.id,
@@ -64,6 +101,9 @@ def _item(
         recipient_address=recipient.address,
         subject=message.subject,
         link_url=url,
+        event_count=notification.event_count,
+        link_count=notification.link_count,
+        recipient_id=recipient.id,
     )
 
 
@@ -93,7 +133,7 @@ async def notifications_page(
         .offset((page - 1) * per_page)
         .limit(per_page)
     )
-    return [_item(*row) for row in rows], int(total or 0)
+    return await _with_reopens(db, user_id, [_item(*row) for row in rows]), int(total or 0)
 
 
 async def notifications_after(
@@ -110,7 +150,7 @@ async def notifications_after(
         .order_by(Notification.id.desc())
         .limit(limit)
     )
-    return list(reversed([_item(*row) for row in rows]))
+    return list(reversed(await _with_reopens(db, user_id, [_item(*row) for row in rows])))
 
 
 async def mark_read(db: AsyncSession, user_id: int, notification_id: int, now: datetime) -> bool:

@@ -55,6 +55,10 @@ class TimelineEntry:
     name: str
     url: str | None
     user_agent: str
+    reason: str = ""  # core.signals.Reason value; verdict holds the class
+    duplicate: bool = False  # a repeat of the same client within the dedupe window
+    forwarded: bool = False  # possibly forwarded: not the recipient's own
+    inferred_open: bool = False  # a counted click that also stands for the open
 
 
 @dataclass(slots=True)
@@ -247,7 +251,8 @@ async def counted_activity(
         )
         .join(Recipient, Recipient.id == ranked.c.recipient_id)
         .outerjoin(Link, Link.id == ranked.c.link_id)
-        .where(ranked.c.rank <= limit)
+        # A honeypot click is never counted; should one ever be, it still never shows.
+        .where(ranked.c.rank <= limit, or_(Link.id.is_(None), Link.honeypot.is_(False)))
         .order_by(occurred_at.desc(), ranked.c.id.desc())
     )
     return [
@@ -276,7 +281,8 @@ async def message_view(db: AsyncSession, user_id: int, message_id: int) -> Messa
     if message is None:
         return None
     recipients = {r.id: r for r in message.recipients}
-    urls = {link.id: link.url for link in message.links}
+    # Honeypot links are never shown: only software follows them (B3).
+    urls = {link.id: link.url for link in message.links if not link.honeypot}
     events = (
         await db.scalars(
             select(Event)
@@ -296,6 +302,10 @@ async def message_view(db: AsyncSession, user_id: int, message_id: int) -> Messa
             name=recipients[e.recipient_id].name if e.recipient_id in recipients else "",
             url=urls.get(e.link_id) if e.link_id else None,
             user_agent=e.user_agent,
+            reason=e.reason,
+            duplicate=e.duplicate,
+            forwarded=e.forwarded,
+            inferred_open=e.inferred_open,
         )
         for e in events
     ]

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from mailbeacon.core.compose import (
@@ -23,13 +24,16 @@ from mailbeacon.core.compose import (
     InvalidRequest,
 )
 from mailbeacon.core.policy import reason_text
+from mailbeacon.core.readership import ReadingStatus
 from mailbeacon.mail.sending import SendInput, load_message
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.accounts import user_for_api_token
 from mailbeacon.store.db import sessions
-from mailbeacon.store.tables import Event, Link, Message, Recipient
-from mailbeacon.web import runtime_of
+from mailbeacon.store.tables import Event, Link, Message, Recipient, User
+from mailbeacon.web import runtime_of, signals_text
+from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.inputs import ApiId, StrictJsonRoute
+from mailbeacon.web.pages.mail.shared import reading_of
 
 
 class ApiError(BaseModel):
@@ -115,6 +119,16 @@ class Reason(BaseModel):
     text: str
 
 
+class ReaderCountsOut(BaseModel):
+    """Counted opens by kind, and what was kept but not counted (B3, B4)."""
+
+    person_opens: int = Field(description="Opens by a person's mail client or browser.")
+    proxy_opens: int = Field(description="Opens through an image proxy (e.g. Gmail's).")
+    inferred_opens: int = Field(description="Opens inferred from a click: images were blocked.")
+    machine_events: int = Field(description="Prefetches, scanners and your own opens: not counted.")
+    forwarded_opens: int = Field(description="Opens that look like someone else's: not counted.")
+
+
 class RecipientOut(BaseModel):
     id: int
     address: str
@@ -125,6 +139,17 @@ class RecipientOut(BaseModel):
     sent_at: datetime | None
     opens: Activity
     clicks: Activity
+    reading: ReadingStatus = Field(
+        description="What this copy shows: not_delivered (queued, failed or unknown), "
+        "opened_by_person, opened_via_proxy, opened_inferred (clicked, images blocked), "
+        "machine_only (only prefetches, scanners or you) or not_opened."
+    )
+    reading_text: str = Field(description="`reading` in words, in your language.")
+    possibly_forwarded: bool = Field(
+        description="Opened from a clearly different client or network after the first open."
+    )
+    counts: ReaderCountsOut
+    client: str = Field(description="The first counted reader's client in words, or empty.")
 
 
 class LinkOut(BaseModel):
@@ -134,10 +159,22 @@ class LinkOut(BaseModel):
 
 
 class EventOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     id: int
     kind: str
-    verdict: str
-    counted: bool
+    verdict: str = Field(description="The same as `class` (kept for older clients).")
+    signal_class: str = Field(
+        alias="class",
+        description="Who made the hit: human, proxy, prefetch, scanner or self (you).",
+    )
+    reason: str = Field(description="Why it got its class (a code; see `reason_text`).")
+    reason_text: str = Field(description="The reason in words, in your language.")
+    counted: bool = Field(description="Counts as an open or click (only human and proxy).")
+    duplicate: bool = Field(description="A repeat of the same client shortly after: not counted.")
+    forwarded: bool = Field(description="Possibly forwarded: not counted as the recipient's own.")
+    inferred_open: bool = Field(description="A click that also counts as the open.")
+    client: str = Field(description="The client in words, in your language.")
     occurred_at: datetime
     recipient_id: int
     recipient: str
@@ -186,7 +223,61 @@ def _reasons(codes: list[str]) -> list[Reason]:
     return [Reason(code=c, text=text) for c in codes if (text := reason_text(c)) is not None]
 
 
-def message_out(message: Message) -> dict[str, Any]:
+def recipient_out(r: Recipient, l10n: Localizer) -> RecipientOut:
+    """One copy with its reading status and client in words (B3, B4)."""
+    reading = reading_of(r)
+    return RecipientOut(
+        id=r.id,
+        address=r.address,
+        name=r.name,
+        field=r.field,
+        status=r.status,
+        error=r.error,
+        sent_at=r.sent_at,
+        opens=_opens(r),
+        clicks=_clicks(r),
+        reading=reading.status,
+        reading_text=signals_text.reading_text(reading.status, l10n),
+        possibly_forwarded=reading.possibly_forwarded,
+        counts=ReaderCountsOut(
+            person_opens=r.person_open_count,
+            proxy_opens=r.proxy_open_count,
+            inferred_opens=r.inferred_open_count,
+            machine_events=r.machine_event_count,
+            forwarded_opens=r.forwarded_count,
+        ),
+        client=signals_text.client_words(r.reader_agent, l10n),
+    )
+
+
+def event_out(
+    e: Event, addresses: dict[int, str], urls: dict[int, str], l10n: Localizer
+) -> EventOut:
+    """One event with its class, reason in words and client in words (B3)."""
+    signal_class, reason = signals_text.class_and_reason(e.verdict, e.reason)
+    return EventOut(
+        id=e.id,
+        kind=e.kind,
+        verdict=signal_class,
+        **{"class": signal_class},
+        reason=reason,
+        reason_text=signals_text.reason_text(reason, l10n),
+        counted=e.counted,
+        duplicate=e.duplicate,
+        forwarded=e.forwarded,
+        inferred_open=e.inferred_open,
+        client=signals_text.client_words(e.user_agent, l10n),
+        occurred_at=e.occurred_at,
+        recipient_id=e.recipient_id,
+        recipient=addresses.get(e.recipient_id, ""),
+        link_id=e.link_id,
+        url=urls.get(e.link_id) if e.link_id else None,
+        user_agent=e.user_agent,
+        ip=e.ip,
+    )
+
+
+def message_out(message: Message, l10n: Localizer) -> dict[str, Any]:
     """The list view of a message, as plain data."""
     return {
         "id": message.id,
@@ -200,20 +291,7 @@ def message_out(message: Message) -> dict[str, Any]:
         "untracked": _reasons(message.untracked_reasons),
         "opens": _opens(message),
         "clicks": _clicks(message),
-        "recipients": [
-            RecipientOut(
-                id=r.id,
-                address=r.address,
-                name=r.name,
-                field=r.field,
-                status=r.status,
-                error=r.error,
-                sent_at=r.sent_at,
-                opens=_opens(r),
-                clicks=_clicks(r),
-            )
-            for r in message.recipients
-        ],
+        "recipients": [recipient_out(r, l10n) for r in message.recipients],
     }
 
 
@@ -298,7 +376,8 @@ async def list_messages(
             .limit(per_page)
             .options(selectinload(Message.recipients))
         )
-        items = [message_out(m) for m in messages]
+        l10n = await _localizer(db, user_id)
+        items = [message_out(m, l10n) for m in messages]
     return {"items": items, "page": page, "per_page": per_page, "total": total or 0}
 
 
@@ -317,33 +396,25 @@ async def _detail(runtime: Runtime, user_id: int, message_id: int) -> dict[str, 
     if message is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such message")
     addresses = {r.id: r.address for r in message.recipients}
-    urls = {link.id: link.url for link in message.links}
+    # Honeypot links are never listed: only software follows them (B3).
+    links = [link for link in message.links if not link.honeypot]
+    urls = {link.id: link.url for link in links}
     async with sessions(runtime.engine)() as db:
+        l10n = await _localizer(db, user_id)
         events = await db.scalars(
             select(Event)
             .where(Event.message_id == message.id)
             .order_by(Event.occurred_at, Event.id)
         )
-        timeline = [
-            EventOut(
-                id=e.id,
-                kind=e.kind,
-                verdict=e.verdict,
-                counted=e.counted,
-                occurred_at=e.occurred_at,
-                recipient_id=e.recipient_id,
-                recipient=addresses.get(e.recipient_id, ""),
-                link_id=e.link_id,
-                url=urls.get(e.link_id) if e.link_id else None,
-                user_agent=e.user_agent,
-                ip=e.ip,
-            )
-            for e in events
-        ]
+        timeline = [event_out(e, addresses, urls, l10n) for e in events]
     return {
-        **message_out(message),
-        "links": [
-            LinkOut(id=link.id, url=link.url, clicks=_clicks(link)) for link in message.links
-        ],
+        **message_out(message, l10n),
+        "links": [LinkOut(id=link.id, url=link.url, clicks=_clicks(link)) for link in links],
         "events": timeline,
     }
+
+
+async def _localizer(db: AsyncSession, user_id: int) -> Localizer:
+    """Texts in the API user's own language and time zone (their settings)."""
+    user = await db.get(User, user_id)
+    return Localizer(user.locale, user.timezone) if user else Localizer("en")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailbeacon.core.policy import N_
 from mailbeacon.runtime import Runtime
-from mailbeacon.web import api
+from mailbeacon.web import api, signals_text
 from mailbeacon.web.auth import CsrfFailed, LoginRequired, has_credentials
 from mailbeacon.web.guard import InputGuard
 from mailbeacon.web.pages import auth
@@ -35,6 +36,9 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # The user-agent parser builds its rules on first use (~0.4 s measured): done
+        # here, off the loop, so the first page naming a client never stalls a hit.
+        await asyncio.to_thread(signals_text.warm_up)
         try:
             yield
         finally:

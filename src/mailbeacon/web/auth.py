@@ -58,6 +58,11 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
+def session_hash(session_id: str) -> str:
+    """What the database keeps of a session id (and what `SignedIn.session_hash` holds)."""
+    return _digest(session_id)
+
+
 async def open_session(db: AsyncSession, user: User, lifetime: timedelta) -> str:
     """A new session for `user`; returns the cookie value (the only time it exists)."""
     session_id = secrets.token_urlsafe(32)

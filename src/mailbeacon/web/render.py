@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import Notification
 from mailbeacon.web.auth import CSRF_FIELD, SignedIn, signed_in
+from mailbeacon.web.devices import note_device
 from mailbeacon.web.frames import quiet_document
 from mailbeacon.web.i18n import LANGUAGES, Localizer, negotiate
 from mailbeacon.web.prefix import app_path
@@ -58,6 +59,8 @@ async def render(
 ) -> HTMLResponse:
     """Render a page with everything the layout needs."""
     current = await signed_in(request)
+    if current is not None:
+        await note_device(request, current.user.id, current.session_hash)
     localizer = localizer_for(request, current)
     runtime = request.app.state.runtime
     page: dict[str, Any] = {

@@ -22,8 +22,10 @@ from mailbeacon.web.auth import (
     open_session,
     require_csrf,
     safe_next,
+    session_hash,
     signed_in,
 )
+from mailbeacon.web.devices import note_device
 from mailbeacon.web.i18n import time_zones
 from mailbeacon.web.render import render
 from mailbeacon.web.throttle import LoginThrottle
@@ -120,6 +122,9 @@ async def login(
             await close_session(db, old)
         lifetime = timedelta(days=runtime.settings.session_days)
         session_id = await open_session(db, user, lifetime)
+        user_id = user.id
+    # The browser just signed in is the user's own: its opens are "you" from now on (B2).
+    await note_device(request, user_id, session_hash(session_id), force=True)
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

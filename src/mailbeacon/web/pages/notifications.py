@@ -71,16 +71,32 @@ def _shorten(value: str, limit: int | None) -> str:
 
 
 def describe(item: NotificationItem, l10n: Localizer, *, limit: int | None = None) -> str:
-    """One line saying who did what to which email, in the user's language (plain text)."""
+    """One line saying who did what to which email, in the user's language (plain text).
+
+    A burst of clicks is one notification and reads as one ("Carl clicked 3
+    links"); an open after the user's quiet gap reads as a re-open ("again").
+    """
     who = _shorten(item.recipient_name or item.recipient_address, limit)
     subject = _shorten(item.subject or l10n.gettext("(no subject)"), limit)
     if item.kind == HitKind.CLICK:
+        if item.link_count > 1:
+            return l10n.ngettext(
+                "%(recipient)s clicked %(num)d link in “%(subject)s”",
+                "%(recipient)s clicked %(num)d links in “%(subject)s”",
+                item.link_count,
+                recipient=who,
+                subject=subject,
+            )
         url = _shorten(item.link_url or l10n.gettext("a link"), limit)
         return l10n.gettext(
             "%(recipient)s clicked %(url)s in “%(subject)s”",
             recipient=who,
             url=url,
             subject=subject,
+        )
+    if item.reopen:
+        return l10n.gettext(
+            "%(recipient)s opened “%(subject)s” again", recipient=who, subject=subject
         )
     return l10n.gettext("%(recipient)s opened “%(subject)s”", recipient=who, subject=subject)
 

@@ -33,6 +33,9 @@ NOTICES: dict[str, str] = {
     "password": N_("Your password is changed. You were signed out everywhere else."),
     "revoked": N_("The token is revoked. Anything still using it is refused from now on."),
     "user-added": N_("The user is added. Give them their email address and password."),
+    "device-forgotten": N_(
+        "The browser is forgotten. It is recognised as you again the next time you use it."
+    ),
 }
 
 

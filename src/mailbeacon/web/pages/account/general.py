@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mailbeacon.core.addresses import InvalidAddress, has_control_characters, parse_mailbox
 from mailbeacon.core.addresses import Mailbox as Address
 from mailbeacon.core.policy import N_
 from mailbeacon.store.db import sessions
+from mailbeacon.store.devices import devices_of, forget_device
 from mailbeacon.store.tables import User
-from mailbeacon.web import runtime_of
+from mailbeacon.web import runtime_of, signals_text
+from mailbeacon.web.auth import signed_in
+from mailbeacon.web.devices import client_device
 from mailbeacon.web.i18n import LANGUAGES, time_zones
+from mailbeacon.web.inputs import id_or_404
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
     CurrentUser,
@@ -30,11 +36,15 @@ from mailbeacon.web.pages.account.common import (
     notice_for,
     redirect_done,
 )
-from mailbeacon.web.render import render
+from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
 
 MAX_DISPLAY_NAME = 200
+# Notify a re-open only after this many hours of quiet (B3): 0 notifies every counted
+# open, a week is the most that still makes "opened again" news.
+MIN_QUIET_HOURS = 0
+MAX_QUIET_HOURS = 168
 # Control characters (U+0085 NEL among them), line and paragraph separators (U+2028,
 # U+2029) and lone surrogates: header folding may turn any of them into a line break.
 UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
@@ -74,6 +84,7 @@ class GeneralForm:
     open_tracking: bool
     link_tracking: bool
     notify_tracking: bool
+    reopen_quiet_hours: str  # as typed, so a refused value is shown again
 
     @classmethod
     def of(cls, user: User) -> GeneralForm:
@@ -84,6 +95,7 @@ class GeneralForm:
             open_tracking=user.open_tracking,
             link_tracking=user.link_tracking,
             notify_tracking=user.notify_tracking,
+            reopen_quiet_hours=str(user.reopen_quiet_hours),
         )
 
 
@@ -102,8 +114,22 @@ def display_name_problem(email: str, name: str) -> Problem | None:
     return None
 
 
+def quiet_hours(value: str) -> int | None:
+    """The re-open gap in whole hours, 0 to 168 (a week); None when it is anything else."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 3):
+        return None
+    hours = int(text)
+    return hours if MIN_QUIET_HOURS <= hours <= MAX_QUIET_HOURS else None
+
+
 def check_general(form: GeneralForm, email: str) -> Problems:
     problems: Problems = {}
+    if quiet_hours(form.reopen_quiet_hours) is None:
+        problems["reopen_quiet_hours"] = Problem(
+            N_("Enter a whole number of hours from %(min)s to %(max)s."),
+            {"min": str(MIN_QUIET_HOURS), "max": str(MAX_QUIET_HOURS)},
+        )
     name_problem = display_name_problem(email, form.display_name)
     if name_problem is not None:
         problems["display_name"] = name_problem
@@ -114,6 +140,35 @@ def check_general(form: GeneralForm, email: str) -> Problems:
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceItem:
+    """One of the user's browsers in words, for the Settings line about "you" (B2)."""
+
+    id: int
+    client: str
+    network: str
+    last_seen_at: datetime
+    current: bool  # the browser looking at the page
+
+
+async def device_items(request: Request, user_id: int) -> list[DeviceItem]:
+    l10n = localizer_for(request, await signed_in(request))
+    here = client_device(request)
+    async with sessions(runtime_of(request).engine)() as db:
+        devices = await devices_of(db, user_id)
+    return [
+        DeviceItem(
+            d.id,
+            signals_text.client_words(d.user_agent, l10n)
+            or l10n.gettext(signals_text.UNKNOWN_CLIENT),
+            d.network,
+            d.last_seen_at,
+            (d.user_agent, d.network) == here,
+        )
+        for d in devices
+    ]
+
+
 async def general_page(
     request: Request,
     form: GeneralForm,
@@ -121,6 +176,8 @@ async def general_page(
     problems: Problems | None = None,
     notice: str | None = None,
 ) -> HTMLResponse:
+    current = await signed_in(request)
+    devices = await device_items(request, current.user.id) if current else []
     return await render(
         request,
         "account/general.html",
@@ -129,6 +186,7 @@ async def general_page(
             "errors": problems or {},
             "notice": notice,
             "zone_groups": time_zone_groups(),
+            "devices": devices,
         },
         status_code=400 if problems else 200,
     )
@@ -149,6 +207,7 @@ async def save_general(
     open_tracking: FormText = "",
     link_tracking: FormText = "",
     notify_tracking: FormText = "",
+    reopen_quiet_hours: Annotated[str | None, Form()] = None,
 ) -> Response:
     form = GeneralForm(
         display_name=display_name.strip(),
@@ -157,6 +216,12 @@ async def save_general(
         open_tracking=checked(open_tracking),
         link_tracking=checked(link_tracking),
         notify_tracking=checked(notify_tracking),
+        # A form from before this setting existed leaves it as it was.
+        reopen_quiet_hours=(
+            str(current.user.reopen_quiet_hours)
+            if reopen_quiet_hours is None
+            else reopen_quiet_hours.strip()
+        ),
     )
     problems = check_general(form, current.user.email)
     if problems:
@@ -170,4 +235,16 @@ async def save_general(
         user.open_tracking = form.open_tracking
         user.link_tracking = form.link_tracking
         user.notify_tracking = form.notify_tracking
+        user.reopen_quiet_hours = quiet_hours(form.reopen_quiet_hours) or 0
     return redirect_done("/settings", "saved")
+
+
+@router.post("/settings/devices/{device_id}/forget")
+async def forget(request: Request, current: CheckedUser, device_id: str) -> Response:
+    """Forget one of the user's browsers; another user's (or none) is a 404 (S7)."""
+    row_id = id_or_404(device_id)
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        found = await forget_device(db, current.user.id, row_id)
+    if not found:
+        raise HTTPException(404)
+    return redirect_done("/settings", "device-forgotten")

@@ -11,15 +11,16 @@ from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
 from mailbeacon.web.pages.mail.shared import (
     Current,
+    RecipientItem,
     TrackIcon,
     contact_url,
     database,
     page_number,
-    track_icons,
+    recipient_item,
     url_builders,
 )
 from mailbeacon.web.paging import pager
-from mailbeacon.web.render import render
+from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,9 +32,19 @@ class ContactItem:
     """One email to the contact, with the icons of the copy this contact received."""
 
     message: Message
-    recipient: Recipient
-    opens: TrackIcon
-    clicks: TrackIcon
+    copy: RecipientItem  # this contact's copy: status, client, icons
+
+    @property
+    def recipient(self) -> Recipient:
+        return self.copy.recipient
+
+    @property
+    def opens(self) -> TrackIcon:
+        return self.copy.opens
+
+    @property
+    def clicks(self) -> TrackIcon:
+        return self.copy.clicks
 
 
 @router.get("/contacts")
@@ -71,11 +82,20 @@ async def contact(
         view = await queries.contact_view(db, current.user.id, address, page=number)
     if view is None:
         raise HTTPException(404)
-    items = []
-    for mail in view.mails:
-        mine = [a for a in view.activity if a.recipient_id == mail.recipient.id]
-        opens, clicks = track_icons(f"r{mail.recipient.id}", mail.recipient, mail.message, mine)
-        items.append(ContactItem(mail.message, mail.recipient, opens, clicks))
+    l10n = localizer_for(request, current)
+    items = [
+        ContactItem(
+            mail.message,
+            recipient_item(
+                mail.recipient,
+                mail.message,
+                [a for a in view.activity if a.recipient_id == mail.recipient.id],
+                [],
+                l10n,
+            ),
+        )
+        for mail in view.mails
+    ]
     return await render(
         request,
         "contacts/detail.html",

@@ -9,16 +9,19 @@ from fastapi.responses import HTMLResponse
 
 from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.mail.shared import (
     Current,
     TrackIcon,
     database,
     page_number,
+    reading_of,
+    reading_text,
     track_icons,
     url_builders,
 )
 from mailbeacon.web.paging import pager, url_with
-from mailbeacon.web.render import render
+from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,9 +39,16 @@ class ListItem:
     clicks: TrackIcon
 
 
-def list_item(row: queries.MailRow) -> ListItem:
-    """A list row; only the first recipients are named, so a long list keeps rows short."""
-    opens, clicks = track_icons(f"m{row.message.id}", row.message, row.message, row.activity)
+def list_item(row: queries.MailRow, l10n: Localizer) -> ListItem:
+    """A list row; only the first recipients are named, so a long list keeps rows short.
+
+    The open icon's tooltip says how each reader opened it, in words (B3).
+    """
+    readings = [(r, reading_of(r)) for r in row.recipients]
+    readers = [(r.name or r.address, reading_text(x, l10n)) for r, x in readings if x.opened]
+    opens, clicks = track_icons(
+        f"m{row.message.id}", row.message, row.message, row.activity, readers=readers
+    )
     return ListItem(
         message=row.message,
         shown=row.recipients[:SHOWN_RECIPIENTS],
@@ -60,12 +70,13 @@ async def mail_list(
         result = await queries.mail_page(
             db, current.user.id, page=number, tracked=only_tracked, q=q
         )
+    l10n = localizer_for(request, current)
     filters: dict[str, str | int | None] = {"tracked": "1" if only_tracked else None, "q": q}
     return await render(
         request,
         "mail/list.html",
         {
-            "items": [list_item(row) for row in result.rows],
+            "items": [list_item(row, l10n) for row in result.rows],
             "total": result.total,
             "has_any": result.has_any,
             "only_tracked": only_tracked,

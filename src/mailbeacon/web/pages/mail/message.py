@@ -1,4 +1,9 @@
-"""The message page (B1, S11, B3): per-recipient delivery and tracking, timeline, links, body."""
+"""The message page (B1, S11, B3, B4): per-recipient delivery and tracking, timeline, links, body.
+
+Each recipient reads as a status in words with the reader's client; the
+timeline shows what counts and folds machine events and repeats behind
+native <details>, each with its class and the reason in words (B3).
+"""
 
 from __future__ import annotations
 
@@ -9,67 +14,78 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from mailbeacon.core.hits import Verdict
-from mailbeacon.core.policy import N_, reason_text
+from mailbeacon.core.policy import reason_text
 from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
-from mailbeacon.store.tables import Recipient
+from mailbeacon.web import signals_text
+from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.mail.shared import (
     Current,
-    TrackIcon,
     database,
+    recipient_item,
     track_icons,
     url_builders,
 )
-from mailbeacon.web.render import render
+from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
 
 MAX_ID = 2**63 - 1
 MAX_PROGRESS_IDS = 100
 
-# How each verdict reads in the timeline: a label and, when not counted, why not (B3).
-VERDICTS: dict[str, tuple[str, str]] = {
-    Verdict.HUMAN: (N_("Person"), ""),
-    Verdict.PREFETCH: (
-        N_("Prefetch"),
-        N_("Fetched ahead of time by a mail client or privacy service, not by a person."),
-    ),
-    Verdict.HEAD: (
-        N_("Link checker"),
-        N_("A HEAD request: made by link checkers and scanners, never by a person reading."),
-    ),
-}
-OTHER_VERDICT = (N_("Other"), N_("Not counted as a person opening or clicking."))
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientItem:
-    """One recipient's row: their copy's icons and the links they clicked, with counts."""
-
-    recipient: Recipient
-    opens: TrackIcon
-    clicks: TrackIcon
-    clicked: list[tuple[str, int]]
-
 
 @dataclass(frozen=True, slots=True)
 class TimelineItem:
-    """One timeline event with its verdict's label and, when not counted, why not (B3)."""
+    """One event in words: its class, the reason behind it, the client that made it."""
 
     entry: TimelineEntry
-    label: str
-    reason: str
+    label: str  # the class in the user's language
+    reason: str  # the reason sentence in the user's language ("" when none stored)
+    client: str  # the client in words
 
 
-def timeline_item(entry: TimelineEntry) -> TimelineItem:
-    """A counted event needs no excuse; an uncounted one always gets one, if only generic."""
-    label, reason = VERDICTS.get(entry.verdict, OTHER_VERDICT)
-    if entry.counted:
-        reason = ""
-    elif not reason:
-        reason = OTHER_VERDICT[1]
-    return TimelineItem(entry, label, reason)
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Counted events (and possibly forwarded ones) in view; the rest folded by kind (B3)."""
+
+    shown: list[TimelineItem]
+    machine: list[TimelineItem]
+    repeats: list[TimelineItem]
+
+    def __bool__(self) -> bool:
+        return bool(self.shown or self.machine or self.repeats)
+
+
+def timeline_item(entry: TimelineEntry, l10n: Localizer) -> TimelineItem:
+    """An event in words; an uncounted one always says why, if only generically."""
+    verdict, reason = signals_text.class_and_reason(entry.verdict, entry.reason)
+    because = signals_text.reason_text(reason, l10n)
+    if not because and not entry.counted:
+        because = l10n.gettext(signals_text.OTHER_REASON)
+    return TimelineItem(
+        entry,
+        signals_text.class_text(verdict, l10n),
+        because,
+        signals_text.client_words(entry.user_agent, l10n),
+    )
+
+
+def timeline(entries: Iterable[TimelineEntry], l10n: Localizer) -> Timeline:
+    """Split the events: repeats and machine events are folded, the rest shown.
+
+    A possibly forwarded open is not the recipient's own, yet it is someone
+    reading: it stays in view, marked, rather than among the machines.
+    """
+    folded = Timeline([], [], [])
+    for entry in entries:
+        item = timeline_item(entry, l10n)
+        if entry.duplicate:
+            folded.repeats.append(item)
+        elif entry.counted or entry.forwarded:
+            folded.shown.append(item)
+        else:
+            folded.machine.append(item)
+    return folded
 
 
 def _as_activity(entries: Iterable[TimelineEntry], message_id: int) -> list[Activity]:
@@ -97,16 +113,20 @@ async def message_page(
     if view is None:
         raise HTTPException(404)
     message = view.message
+    l10n = localizer_for(request, current)
     opens, clicks = track_icons(
         f"m{message.id}", message, message, _as_activity(view.timeline, message.id)
     )
-    recipients = []
-    for recipient in message.recipients:
-        mine = [a for a in view.activity if a.recipient_id == recipient.id]
-        r_opens, r_clicks = track_icons(f"r{recipient.id}", recipient, message, mine)
-        recipients.append(
-            RecipientItem(recipient, r_opens, r_clicks, view.clicked.get(recipient.id, []))
+    recipients = [
+        recipient_item(
+            recipient,
+            message,
+            [a for a in view.activity if a.recipient_id == recipient.id],
+            view.clicked.get(recipient.id, []),
+            l10n,
         )
+        for recipient in message.recipients
+    ]
     return await render(
         request,
         "mail/message.html",
@@ -115,7 +135,8 @@ async def message_page(
             "opens": opens,
             "clicks": clicks,
             "recipients": recipients,
-            "timeline": [timeline_item(entry) for entry in view.timeline],
+            "timeline": timeline(view.timeline, l10n),
+            "links": [link for link in message.links if not link.honeypot],
             "event_total": view.event_total,
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",

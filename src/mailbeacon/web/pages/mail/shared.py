@@ -15,11 +15,14 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from mailbeacon.core.policy import N_, REASON_TEXT, Untracked
+from mailbeacon.core.readership import ReaderCounts, Reading, ReadingStatus, reading_status
 from mailbeacon.store import queries
 from mailbeacon.store.db import sessions
 from mailbeacon.store.queries import Activity
 from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web import signals_text
 from mailbeacon.web.auth import SignedIn, require_csrf, require_user
+from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.inputs import parse_page
 from mailbeacon.web.paging import url_with
 
@@ -65,6 +68,9 @@ class TrackIcon:
     lines: tuple[TipLine, ...]
     more: int
     failed: bool = False
+    status: str = ""  # the reading status in words, on a recipient's open icon (B3)
+    undelivered: bool = False  # the copy has not arrived: its tip never says "not opened yet"
+    readers: tuple[tuple[str, str], ...] = ()  # (who, status in words) on a message's icon
 
     @property
     def state(self) -> str:
@@ -89,6 +95,9 @@ def _icon(
     count: int,
     activity: Iterable[Activity],
     failed: bool,
+    status: str = "",
+    readers: tuple[tuple[str, str], ...] = (),
+    undelivered: bool = False,
 ) -> TrackIcon:
     """One icon; an untracked one always says why, generically when no stored reason fits."""
     relevant = OPEN_REASONS if kind == "open" else LINK_REASONS
@@ -110,6 +119,9 @@ def _icon(
         lines=lines,
         more=max(0, count - len(lines)),
         failed=failed,
+        status=status if tracked else "",
+        readers=readers if tracked else (),
+        undelivered=undelivered,
     )
 
 
@@ -118,18 +130,34 @@ def track_icons(
     row: Message | Recipient,
     message: Message,
     activity: Iterable[Activity],
+    *,
+    reading: str = "",
+    readers: Iterable[tuple[str, str]] = (),
+    undelivered: bool = False,
 ) -> tuple[TrackIcon, TrackIcon]:
-    """The open and link icons for a message, or for one recipient's copy of it."""
+    """The open and link icons for a message, or for one recipient's copy of it.
+
+    `reading` is a copy's status in words ("Opened via an image proxy"), `readers`
+    each recipient's (name, status) for a message's icon; both go on the open
+    icon's tooltip, so hovering says what kind of open it was, not only when.
+    """
     lines = list(activity)
     reasons = known_reasons(message.untracked_reasons)
     failed = isinstance(row, Recipient) and row.status == "failed"
-    common: dict[str, Any] = {"reasons": reasons, "activity": lines, "failed": failed}
+    common: dict[str, Any] = {
+        "reasons": reasons,
+        "activity": lines,
+        "failed": failed,
+        "undelivered": undelivered,
+    }
     return (
         _icon(
             "open",
             f"{scope}-open",
             tracked=message.track_opens,
             count=row.open_count,
+            status=reading,
+            readers=tuple(readers)[: queries.TIP_LINES],
             **common,
         ),
         _icon(
@@ -140,6 +168,75 @@ def track_icons(
             **common,
         ),
     )
+
+
+# ---------------------------------------------------------------------------
+# A recipient's reading status in words (B3, B4), on the message and contact pages.
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientItem:
+    """One recipient's row: their reading status and client in words, icons, clicked links."""
+
+    recipient: Recipient
+    opens: TrackIcon
+    clicks: TrackIcon
+    clicked: list[tuple[str, int]]
+    reading: Reading
+    reading_text: str
+    client: str  # the first counted reader's client in words ("" when none yet)
+
+
+def reading_of(recipient: Recipient) -> Reading:
+    """The recipient's reading status from the counts the processor keeps."""
+    return reading_status(
+        recipient.status,
+        ReaderCounts(
+            open_count=recipient.open_count,
+            click_count=recipient.click_count,
+            person_open_count=recipient.person_open_count,
+            proxy_open_count=recipient.proxy_open_count,
+            inferred_open_count=recipient.inferred_open_count,
+            machine_event_count=recipient.machine_event_count,
+            forwarded_count=recipient.forwarded_count,
+        ),
+    )
+
+
+def recipient_item(
+    recipient: Recipient,
+    message: Message,
+    activity: Iterable[Activity],
+    clicked: list[tuple[str, int]],
+    l10n: Localizer,
+) -> RecipientItem:
+    """One copy's row, the same on the message page and the contact page."""
+    reading = reading_of(recipient)
+    opens, clicks = track_icons(
+        f"r{recipient.id}",
+        recipient,
+        message,
+        activity,
+        reading=reading_text(reading, l10n),
+        undelivered=reading.status is ReadingStatus.NOT_DELIVERED,
+    )
+    return RecipientItem(
+        recipient,
+        opens,
+        clicks,
+        clicked,
+        reading,
+        reading_text(reading, l10n),
+        signals_text.client_words(recipient.reader_agent, l10n),
+    )
+
+
+def reading_text(reading: Reading, l10n: Localizer) -> str:
+    """ "Opened by a person", with ", possibly forwarded" when that too."""
+    words = signals_text.reading_text(reading.status, l10n)
+    if reading.possibly_forwarded:
+        words += " · " + l10n.gettext(signals_text.POSSIBLY_FORWARDED)
+    return words
 
 
 # ---------------------------------------------------------------------------
