@@ -212,7 +212,7 @@ async def test_a_worker_stopped_midway_leaves_no_duplicate_in_sent(
     assert copy[SENT_COPY_HEADER] == "clean"
 
 
-async def test_a_wrong_imap_password_is_a_clear_error_on_the_message_and_in_settings(
+async def test_a_wrong_imap_password_is_a_clear_error_until_the_user_corrects_it(
     serve_app: Any, database_url: str, provider: SavingProvider
 ) -> None:
     live: LiveApp = await serve_app(database_url)
@@ -232,10 +232,27 @@ async def test_a_wrong_imap_password_is_a_clear_error_on_the_message_and_in_sett
         assert "did not accept the user name and password" in page.text
         settings = await browser.get("/settings/mailbox")
         assert "did not accept the user name and password" in settings.text
+        # Nothing was saved in Sent, and the provider's tracked copies are still there.
+        assert len(sent_folder(provider.imap)) == 3
+
+        # The user puts the right password in: the failed copy is tried again, and saved.
+        fixed = await browser.post(
+            "/settings/mailbox/imap",
+            {
+                "imap_host": provider.imap.host,
+                "imap_port": str(provider.imap.port),
+                "imap_security": "none",
+                "imap_username": MAIL_USER,
+                "imap_password": MAIL_PASSWORD,
+            },
+        )
+        assert fixed.status_code == 303
     finally:
         await browser.aclose()
-    # Nothing was saved in Sent, and the provider's tracked copies are still there.
-    assert len(sent_folder(provider.imap)) == 3
+    state = await final_state(live, detail["id"])
+    assert (state.status, state.error, state.removed) == ("done", "", 3)
+    [(copy, _raw, _flags)] = sent_folder(provider.imap)
+    assert copy[SENT_COPY_HEADER] == "clean"
 
 
 async def test_without_imap_the_sent_copy_is_skipped_and_a_hint_shown(
