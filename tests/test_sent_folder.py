@@ -299,3 +299,43 @@ async def test_an_unreachable_imap_server_is_retried_later_with_the_reason_shown
         assert "Will try again: No IMAP server could be reached there." in page.text
     finally:
         await browser.aclose()
+
+
+async def test_tracked_copies_the_provider_saves_late_are_removed_by_a_later_sweep(
+    serve_app: Any, database_url: str, provider: SavingProvider
+) -> None:
+    live: LiveApp = await serve_app(database_url)
+    await set_up_mailbox(live, provider)
+    detail = await send_three(live)
+    assert (await final_state(live, detail["id"])).removed == 3
+    # A slow provider files one more tracked copy after the clean-up.
+    provider.imap.append(MAIL_USER, "Sent", provider.received[0])
+    assert len(sent_folder(provider.imap)) == 2
+    async with live.runtime.engine.connect() as conn:
+        late_sweep_at = await conn.scalar(
+            select(Message.sent_copy_next_at).where(Message.id == detail["id"])
+        )
+    assert late_sweep_at is not None and late_sweep_at > datetime.now(UTC)
+
+    # Time passes (the sweep is due); a worker runs it.
+    async with live.runtime.engine.begin() as conn:
+        await conn.execute(
+            update(Message)
+            .where(Message.id == detail["id"])
+            .values(sent_copy_next_at=datetime.now(UTC))
+        )
+    await SentFolder(live.runtime.engine, live.runtime.fernet, allow_private=True).run_once()
+
+    async def swept() -> SentCopyState | None:
+        state = await sent_copy_state(live, detail["id"])
+        return state if state.removed == 4 else None
+
+    state = await eventually(swept, timeout=30)
+    assert (state.status, state.attempts) == ("done", 1)
+    [(copy, _raw, _flags)] = sent_folder(provider.imap)
+    assert copy[SENT_COPY_HEADER] == "clean"
+    async with live.runtime.engine.connect() as conn:
+        assert (
+            await conn.scalar(select(Message.sent_copy_next_at).where(Message.id == detail["id"]))
+            is None
+        )

@@ -12,6 +12,10 @@ IMAP mailbox (mail.imap) and:
    every submitted message in Sent): same Message-ID, no mark; they are
    flagged \\Deleted and expunged by UID (UIDPLUS), else by a plain EXPUNGE.
 
+Providers may save their copies a little after accepting them, so step 2 runs
+once more `LATE_SWEEP_SECONDS` later (without step 1: a clean copy the user has
+deleted by then stays deleted).
+
 Both steps are safe to repeat, so a failure that may pass (the server cannot
 be reached, a connection lost) retries the whole try later (`RETRY_DELAYS`);
 one that needs the user (a wrong password, a refused address, no Sent folder)
@@ -58,6 +62,7 @@ log = logging.getLogger(__name__)
 # Seconds before the 2nd, 3rd, ... try: about three hours in all, then "failed".
 RETRY_DELAYS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 5400)
 LEASE_SECONDS = 300.0
+LATE_SWEEP_SECONDS = 120.0
 IDLE_POLL_SECONDS = 5.0
 BUILD_FAILED = N_("The copy for your Sent folder could not be built.")
 
@@ -95,13 +100,14 @@ def _same_message_id(found: str | None, wanted: str) -> bool:
     return found is not None and found.strip() == wanted.strip()
 
 
-def save_in_sent(target: ImapTarget, job: SentCopyJob, raw: bytes) -> Saved:
-    """Steps 1 and 2 in one session (blocking: run in a thread). Raises ImapError."""
+def save_in_sent(target: ImapTarget, job: SentCopyJob, raw: bytes | None) -> Saved:
+    """Steps 1 and 2 in one session, or step 2 alone when `raw` is None (blocking: run in
+    a thread). Raises ImapError."""
     with connect(target) as box:
         folder = box.sent_folder()
         box.client.select_folder(folder)
         ours, tracked = copies_in_folder(box.client, job.message_id_header)
-        appended = not ours
+        appended = not ours and raw is not None
         if appended:
             box.client.append(folder, raw, flags=[imapclient.SEEN], msg_time=job.created_at)
         # Two marked copies can only come from two tries racing: keep the first.
@@ -142,7 +148,9 @@ def remove(box: ImapSession, uids: list[int]) -> None:
 
 
 def attempt(target: ImapTarget, job: SentCopyJob) -> Saved:
-    """Build the clean copy and save it (blocking: run in a thread)."""
+    """Build the clean copy and save it, or sweep late (blocking: run in a thread)."""
+    if job.late_sweep:
+        return save_in_sent(target, job, None)
     try:
         raw = clean_copy(job)
     except ValueError:
@@ -162,9 +170,11 @@ class SentFolder:
         allow_private: bool,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         lease: float = LEASE_SECONDS,
+        late_sweep: float = LATE_SWEEP_SECONDS,
     ) -> None:
         self._engine = engine
         self._fernet = fernet
+        self._late_sweep = late_sweep
         self._allow_private = allow_private
         self._delays = retry_delays
         self._lease = lease
@@ -204,16 +214,31 @@ class SentFolder:
         target = await target_for_user(
             self._engine, self._fernet, job.user_id, allow_private=self._allow_private
         )
-        if target is None:
-            await sentcopies.record(self._engine, job.message_id, "skipped", counts_attempt=False)
+        if target is None:  # IMAP is not set up (any more)
+            outcome = "done" if job.late_sweep else "skipped"
+            await sentcopies.record(self._engine, job.message_id, outcome, counts_attempt=False)
             return True
         try:
             saved = await asyncio.to_thread(attempt, target, job)
         except ImapError as exc:
-            await self._failed(job, exc)
+            if job.late_sweep:  # the clean copy is there; the sweep was a bonus
+                log.warning("message %d: late sweep of Sent failed: %s", job.message_id, exc)
+                await sentcopies.record(self._engine, job.message_id, "done", counts_attempt=False)
+            else:
+                await self._failed(job, exc)
             return True
         await remember_outcome(self._engine, job.user_id, "")
-        await sentcopies.record(self._engine, job.message_id, "done", removed=saved.removed)
+        late_sweep_at = None
+        if not job.late_sweep:
+            late_sweep_at = datetime.now(UTC) + timedelta(seconds=self._late_sweep)
+        await sentcopies.record(
+            self._engine,
+            job.message_id,
+            "done",
+            removed=saved.removed,
+            retry_at=late_sweep_at,
+            counts_attempt=not job.late_sweep,
+        )
         log.info(
             "message %d: clean copy %s in %s, %d tracked copies removed",
             job.message_id,

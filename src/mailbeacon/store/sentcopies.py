@@ -9,6 +9,10 @@ show it and a restarted worker picks up where the last one stopped:
                                            +--> failed (retries ran out, or a wrong setting)
     '' or pending --> skipped (no IMAP set up, or no copy was delivered)
 
+A provider may save its tracked copies in Sent a little after accepting them,
+so a "done" message keeps a `sent_copy_next_at`: one late sweep, which removes
+tracked copies that arrived since and saves nothing (the status stays "done").
+
 A worker claims a pending message by moving `sent_copy_next_at` forward by a
 lease in one compare-and-set UPDATE (the same on SQLite and PostgreSQL), so two
 workers never work on one message at once, and one that dies leaves it to the
@@ -48,6 +52,8 @@ class SentCopyJob:
     to: tuple[tuple[str, str], ...]  # (address, name)
     cc: tuple[tuple[str, str], ...]
     bcc: tuple[tuple[str, str], ...]
+    # The clean copy is saved already: only remove tracked copies that arrived since.
+    late_sweep: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,8 @@ def _due(now: datetime) -> ColumnElement[bool]:
         or_(Message.sent_copy_next_at.is_(None), Message.sent_copy_next_at <= now),
     )
     unrecorded = and_(Message.sent_copy_status == "", Message.status.in_(FINISHED))
-    return or_(pending, unrecorded)
+    late_sweep = and_(Message.sent_copy_status == "done", Message.sent_copy_next_at <= now)
+    return or_(pending, unrecorded, late_sweep)
 
 
 async def claim_next(engine: AsyncEngine, now: datetime, lease: float) -> SentCopyJob | None:
@@ -100,22 +107,27 @@ async def claim_next(engine: AsyncEngine, now: datetime, lease: float) -> SentCo
             if row is None:
                 await conn.rollback()
                 return None
-            delivered = row.status in DELIVERED
+            late = row.sent_copy_status == "done"
+            delivered = late or row.status in DELIVERED
             claimed = await conn.execute(
                 update(Message)
                 .where(Message.id == row.id, _due(now))
                 .values(
-                    sent_copy_status="pending" if delivered else "skipped",
+                    sent_copy_status=row.sent_copy_status
+                    if late
+                    else "pending"
+                    if delivered
+                    else "skipped",
                     sent_copy_next_at=until if delivered else None,
                 )
             )
             await conn.commit()
             if claimed.rowcount and delivered:
-                return await _load(engine, row.id)
+                return await _load(engine, row.id, late_sweep=late)
     return None
 
 
-async def _load(engine: AsyncEngine, message_id: int) -> SentCopyJob | None:
+async def _load(engine: AsyncEngine, message_id: int, *, late_sweep: bool) -> SentCopyJob | None:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -158,6 +170,7 @@ async def _load(engine: AsyncEngine, message_id: int) -> SentCopyJob | None:
         to=of("to"),
         cc=of("cc"),
         bcc=of("bcc"),
+        late_sweep=late_sweep,
     )
 
 
@@ -171,9 +184,12 @@ async def record(
     retry_at: datetime | None = None,
     counts_attempt: bool = True,
 ) -> None:
-    """The outcome of one try: done, pending again at `retry_at`, failed or skipped."""
-    if status not in STATUSES or (status == "pending") != (retry_at is not None):
+    """The outcome of one try: done (with a late sweep at `retry_at`, or none), pending
+    again at `retry_at`, failed or skipped."""
+    if status not in STATUSES or (status == "pending" and retry_at is None):
         raise ValueError(f"bad sent-copy outcome {status!r} (retry_at={retry_at})")
+    if status not in ("pending", "done"):
+        retry_at = None
     values: dict[str, object] = {
         "sent_copy_status": status,
         "sent_copy_error": error[:500],
