@@ -289,9 +289,19 @@ class DovecotServer:
             self.process.stdout.close()
 
 
+def _require_dovecot() -> None:
+    """Skip where Dovecot is missing, as the browser tests do for Chromium; fail under CI."""
+    if Path(DOVECOT).exists():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{DOVECOT} is missing; `make test` installs Debian's dovecot-imapd")
+    pytest.skip(f"{DOVECOT} is missing; run `make mailbox-deps`")
+
+
 @pytest.fixture
 def start_dovecot() -> Iterator[object]:
     """A factory: `start_dovecot(users, tls=...)` -> a running DovecotServer, stopped after."""
+    _require_dovecot()
     with ExitStack() as stack:
 
         def start(users: dict[str, str], *, tls: Security = "none") -> DovecotServer:
@@ -303,5 +313,6 @@ def start_dovecot() -> Iterator[object]:
 @pytest.fixture
 def dovecot() -> Iterator[DovecotServer]:
     """One plain-IMAP server with the user MAIL_USER (password MAIL_PASSWORD)."""
+    _require_dovecot()
     with DovecotServer.start({MAIL_USER: MAIL_PASSWORD}) as server:
         yield server
