@@ -177,7 +177,11 @@ class Message(OpenAggregates, Base):
     """One email as the user wrote it, sent as one copy per recipient (B1)."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_user_created", "user_id", "created_at"),
+        # Replies name our messages by Message-ID (B11).
+        Index("ix_messages_user_message_id", "user_id", "message_id_header"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -199,6 +203,10 @@ class Message(OpenAggregates, Base):
     # Progress for the pages: copies with a final outcome out of all copies.
     copies_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     copies_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Replies and bounces found in the sender's inbox (B11; mail/inbox.py).
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"
@@ -240,6 +248,15 @@ class Recipient(OpenAggregates, Base):
     inferred_open_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     machine_event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     forwarded_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the sender's inbox says about this copy (B11): the first reply, how
+    # many, the first auto-reply (labelled, never counted), and a bounce, whose
+    # status is also the recipient's status ("bounced").
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    auto_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    bounce_detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     message: Mapped[Message] = relationship(back_populates="recipients")
 
@@ -409,9 +426,16 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    hit_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # An open or click names its hit; a reply or bounce (B11) names its reply row
+    # instead, and a reply from someone who was not a recipient names no recipient.
+    hit_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    reply_id: Mapped[int | None] = mapped_column(
+        ForeignKey("replies.id", ondelete="CASCADE"), unique=True, nullable=True
+    )
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), nullable=True
+    )
     link_id: Mapped[int | None] = mapped_column(
         ForeignKey("links.id", ondelete="CASCADE"), nullable=True
     )
@@ -469,3 +493,46 @@ class Mailbox(Base):
     username: Mapped[str] = mapped_column(String(320), default="")
     password_encrypted: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # How far the inbox watch has read (B11, mail/inbox.py): the folder's
+    # UIDVALIDITY and the highest UID looked at. A new UIDVALIDITY means the
+    # UIDs were renumbered: the watch starts over, and the replies table's
+    # unique key keeps that from recording anything twice.
+    inbox_uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    inbox_last_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    inbox_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    inbox_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class Reply(Base):
+    """A reply, auto-reply or bounce in the sender's inbox that refers to one of
+    their messages (B11). The fact, time and sender; never the body.
+
+    `source_key` makes recording idempotent: the inbox message's Message-ID
+    (or, without one, UIDVALIDITY and UID), plus the failed address for a
+    bounce that reports several recipients.
+    """
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        UniqueConstraint("user_id", "source_key"),
+        Index("ix_replies_message_time", "message_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # None: the sender was not a recipient of the message (a colleague, a forward).
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # reply, auto_reply or bounce
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[str] = mapped_column(String(16), default="")
+    # A bounce's diagnostic, or why a message was judged an auto-reply.
+    detail: Mapped[str] = mapped_column(Text, default="")
+    # The first reply of a recipient without a counted open counted as the open.
+    counted_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_key: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
