@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest browser-deps nginx-deps bench clean messages screenshots
+.PHONY: run test lint typecheck pytest browser-deps nginx-deps mailbox-deps bench clean messages screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,18 @@ nginx-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; \
 	  STATUS=$$?; if [ -n "$$MADE" ]; then $$SUDO rm -f $$POLICY; fi; exit $$STATUS; }
 
+# Debian's Dovecot (a real IMAP server the mailbox tests start as a child process
+# with a throwaway config) and swaks (a real SMTP client). As for nginx, a
+# policy-rc.d saying "no" keeps the package from starting a system Dovecot.
+mailbox-deps:
+	@{ [ -x /usr/sbin/dovecot ] && command -v swaks >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  POLICY=/usr/sbin/policy-rc.d; MADE=; \
+	  if [ ! -e $$POLICY ]; then \
+	    printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$POLICY >/dev/null && $$SUDO chmod +x $$POLICY && MADE=1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd swaks >/dev/null; \
+	  STATUS=$$?; if [ -n "$$MADE" ]; then $$SUDO rm -f $$POLICY; fi; exit $$STATUS; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
@@ -45,7 +57,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) browser-deps nginx-deps
+pytest: $(STAMP) browser-deps nginx-deps mailbox-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -31,6 +31,9 @@ from mailbeacon.store.accounts import add_user, create_api_token
 from mailbeacon.store.db import make_engine, migrate, sessions
 from mailbeacon.store.tables import Base
 
+# A real IMAP server (Dovecot) for the mailbox tests: the `dovecot` and `start_dovecot` fixtures.
+pytest_plugins = ("tests.dovecot",)
+
 PG_HOST = os.environ.get("MAILBEACON_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("MAILBEACON_TEST_PG_PORT", "5432"))
 TEST_SECRET = "test-secret-key-0123456789abcdef"
