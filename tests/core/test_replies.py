@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbeacon.core.replies import AUTO_REPLY_SUBJECTS, Kind, analyse
+from mailbeacon.core.replies import AUTO_REPLY_SUBJECTS, Kind, analyse, needs_body
 
 OURS = "<abc.123@sales.example>"
 
@@ -243,3 +243,12 @@ def test_damaged_reports_and_replies_never_raise(raw: bytes, at: int, junk: byte
     at = min(at, len(raw))
     analyse(raw[:at] + junk + raw[at:])
     analyse(raw[:at])
+
+
+def test_only_possible_bounces_need_their_body() -> None:
+    def head(raw: bytes) -> bytes:
+        return raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+
+    assert needs_body(head(dsn()))
+    assert not needs_body(head(reply()))
+    assert needs_body(b"From: postmaster@mx.example\r\n\r\n")

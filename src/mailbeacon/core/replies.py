@@ -54,6 +54,7 @@ __all__ = [
     "InboxMessage",
     "Kind",
     "analyse",
+    "needs_body",
 ]
 
 # The most of a message that is read. A DSN puts its report before the returned
@@ -161,6 +162,23 @@ class InboxMessage:
     auto_reason: str = ""  # why it is an auto-reply, e.g. "Auto-Submitted: auto-replied"
     bounce: Bounce | None = None
     defects: tuple[str, ...] = field(default=())  # what could not be read, for the log
+
+
+def needs_body(headers: bytes) -> bool:
+    """Whether a message, judged by its header block alone, may be a bounce.
+
+    The inbox watch fetches headers first and the (first MAX_BYTES of the) body
+    only for these: a reply is known from its headers, and a body that is not
+    needed is never downloaded. Never raises.
+    """
+    try:
+        message = message_from_bytes(headers[:MAX_BYTES], policy=default_policy)
+        if _content_type(message) == "multipart/report":
+            return True
+        sender = _first_address(_header(message, "from"))[1]
+        return sender.partition("@")[0] in BOUNCE_SENDERS
+    except Exception:
+        return True  # unreadable headers: let the full reading decide
 
 
 def analyse(raw: bytes) -> InboxMessage:

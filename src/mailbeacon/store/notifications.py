@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailbeacon.store.tables import Link, Message, Notification, Recipient, WebSession
+from mailbeacon.store.tables import Link, Message, Notification, Recipient, Reply, WebSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,9 @@ class NotificationItem:
     recipient_address: str
     subject: str
     link_url: str | None
+    # Replies and bounces (B11): whether the sender was a recipient, a bounce's code.
+    from_recipient: bool = True
+    status_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,30 +43,45 @@ class UnreadState:
     latest_id: int
 
 
-def _items(user_id: int) -> Select[Notification, Recipient, Message, str]:
-    # Link.url is NULL for opens (outer join): `_item` takes `str | None`.
+def _items(user_id: int) -> Select[Notification, Recipient, Message, str, Reply]:
+    # Link.url is NULL for opens (outer join): `_item` takes `str | None`. A reply
+    # (B11) from someone who was not a recipient has no recipient: its sender is
+    # named from the reply row instead.
     return (
-        select(Notification, Recipient, Message, Link.url)
+        select(Notification, Recipient, Message, Link.url, Reply)
         .join(Message, Message.id == Notification.message_id)
-        .join(Recipient, Recipient.id == Notification.recipient_id)
+        .outerjoin(Recipient, Recipient.id == Notification.recipient_id)
         .outerjoin(Link, Link.id == Notification.link_id)
+        .outerjoin(Reply, Reply.id == Notification.reply_id)
         .where(Notification.user_id == user_id, Message.user_id == user_id)
     )
 
 
 def _item(
-    notification: Notification, recipient: Recipient, message: Message, url: str | None
+    notification: Notification,
+    recipient: Recipient | None,
+    message: Message,
+    url: str | None,
+    reply: Reply | None = None,
 ) -> NotificationItem:
+    if recipient is not None:
+        name, address = recipient.name, recipient.address
+    elif reply is not None:
+        name, address = reply.from_name, reply.from_address
+    else:
+        name, address = "", ""
     return NotificationItem(
         id=notification.id,
         kind=notification.kind,
         message_id=message.id,
         occurred_at=notification.occurred_at,
         read=notification.read_at is not None,
-        recipient_name=recipient.name,
-        recipient_address=recipient.address,
+        recipient_name=name,
+        recipient_address=address,
         subject=message.subject,
         link_url=url,
+        from_recipient=recipient is not None,
+        status_code=reply.status_code if reply is not None else "",
     )
 
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    UniqueConstraint,
     JSON,
     BigInteger,
     Boolean,
@@ -24,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     text,
 )
@@ -427,13 +427,15 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # An open or click names its hit; a reply or bounce (B11) names its reply row
-    # instead, and a reply from someone who was not a recipient names no recipient.
-    hit_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    # instead (hit_seq NULL), and a reply from someone who was not a recipient
+    # names no recipient. Typed `int` for the processor, which only ever reads
+    # notifications of hits; code that reads reply notifications checks for None.
+    hit_seq: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=True)
     reply_id: Mapped[int | None] = mapped_column(
         ForeignKey("replies.id", ondelete="CASCADE"), unique=True, nullable=True
     )
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    recipient_id: Mapped[int | None] = mapped_column(
+    recipient_id: Mapped[int] = mapped_column(
         ForeignKey("recipients.id", ondelete="CASCADE"), nullable=True
     )
     link_id: Mapped[int | None] = mapped_column(

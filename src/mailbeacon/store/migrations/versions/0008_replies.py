@@ -69,7 +69,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("bounce_status", sa.String(length=16), nullable=False, server_default="")
         )
-        batch_op.add_column(sa.Column("bounce_detail", sa.Text(), nullable=False, server_default=""))
+        batch_op.add_column(
+            sa.Column("bounce_detail", sa.Text(), nullable=False, server_default="")
+        )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(_count("reply_count"))
         batch_op.add_column(_moment("last_reply_at"))
