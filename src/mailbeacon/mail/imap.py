@@ -26,10 +26,13 @@ import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import imapclient
+from cryptography.fernet import Fernet
 from imapclient.exceptions import IMAPClientError, LoginError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailbeacon.core.policy import N_
 from mailbeacon.mail.destinations import (
@@ -37,6 +40,8 @@ from mailbeacon.mail.destinations import (
     UnreachableDestination,
     connect_checked,
 )
+from mailbeacon.store.db import sessions
+from mailbeacon.store.mailboxes import imap_password, load_mailbox, record_imap_check
 
 Security = Literal["none", "starttls", "tls"]
 SECURITY_MODES: tuple[Security, ...] = ("none", "starttls", "tls")
@@ -125,6 +130,32 @@ class ImapTarget:
     inbox_folder: str = ""
     allow_private: bool = False
     timeout: float = 30.0
+
+
+async def target_for_user(
+    engine: AsyncEngine, fernet: Fernet, user_id: int, *, allow_private: bool
+) -> ImapTarget | None:
+    """The user's IMAP settings as a target, or None when IMAP is not set up."""
+    async with sessions(engine)() as db:
+        mailbox = await load_mailbox(db, user_id)
+    if mailbox is None or not mailbox.imap_host or mailbox.imap_security not in SECURITY_MODES:
+        return None
+    return ImapTarget(
+        host=mailbox.imap_host,
+        port=mailbox.imap_port,
+        security=mailbox.imap_security,
+        username=mailbox.imap_username,
+        password=imap_password(fernet, mailbox),
+        sent_folder=mailbox.imap_sent_folder,
+        inbox_folder=mailbox.imap_inbox_folder,
+        allow_private=allow_private,
+    )
+
+
+async def remember_outcome(engine: AsyncEngine, user_id: int, error: str) -> None:
+    """Store how the last connection went ('' = it worked), so Settings can say so."""
+    async with sessions(engine)() as db, db.begin():
+        await record_imap_check(db, user_id, error, datetime.now(UTC))
 
 
 class _CheckedIMAP4(imaplib.IMAP4):

@@ -179,6 +179,7 @@ class Message(OpenAggregates, Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_user_created", "user_id", "created_at"),
+        Index("ix_messages_sent_copy", "sent_copy_status", "sent_copy_next_at"),
         # Replies name our messages by Message-ID (B11).
         Index("ix_messages_user_message_id", "user_id", "message_id_header"),
     )
@@ -203,6 +204,15 @@ class Message(OpenAggregates, Base):
     # Progress for the pages: copies with a final outcome out of all copies.
     copies_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     copies_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The clean copy in the sender's Sent folder (S12, B2; mail.sentfolder):
+    # '' (not delivered yet), pending, done, failed or skipped (no IMAP, nothing delivered).
+    sent_copy_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    sent_copy_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    sent_copy_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When pending: the next try, or until when the worker trying holds it (a lease).
+    sent_copy_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Tracked copies the provider saved in Sent itself, which MailBeacon removed.
+    sent_copy_removed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Replies and bounces found in the sender's inbox (B11; mail/inbox.py).
     reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -482,7 +492,9 @@ class UserDevice(Base):
 
 
 class Mailbox(Base):
-    """A user's own SMTP server. The password is encrypted with the configured data key."""
+    """A user's own SMTP server, and optionally the same mailbox over IMAP.
+
+    Passwords are encrypted with the configured data key."""
 
     __tablename__ = "mailboxes"
 
@@ -495,6 +507,20 @@ class Mailbox(Base):
     username: Mapped[str] = mapped_column(String(320), default="")
     password_encrypted: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The same mailbox over IMAP (mail.imap): Sent copies, replies. Empty host: not set up.
+    imap_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    imap_port: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    imap_security: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    imap_username: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    imap_password_encrypted: Mapped[bytes] = mapped_column(
+        LargeBinary, default=b"", server_default=""
+    )
+    # Empty: found by SPECIAL-USE \Sent or by name; INBOX.
+    imap_sent_folder: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    imap_inbox_folder: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # The last connection's outcome (Test connection or the worker): '' means it worked.
+    imap_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    imap_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
     # How far the inbox watch has read (B11, mail/inbox.py): the folder's
     # UIDVALIDITY and the highest UID looked at. A new UIDVALIDITY means the
     # UIDs were renumbered: the watch starts over, and the replies table's
