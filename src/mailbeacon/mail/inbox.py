@@ -32,13 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mailbeacon.core.replies import InboxMessage, analyse, needs_body
-from mailbeacon.mail.imap import ImapError, ImapSession, ImapTarget, connect
+from mailbeacon.mail.imap import SECURITY_MODES, ImapError, ImapSession, ImapTarget, connect
 from mailbeacon.store import replies
 from mailbeacon.store.db import sessions
+from mailbeacon.store.mailboxes import imap_password
 from mailbeacon.store.tables import Mailbox, Message
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,37 @@ class Position:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def configured_accounts(engine: AsyncEngine, fernet: Fernet, *, allow_private: bool) -> Accounts:
+    """The users with IMAP set up in Settings (mailboxes.imap_*), read fresh each time."""
+
+    async def accounts() -> list[InboxAccount]:
+        async with sessions(engine)() as db:
+            rows = (
+                await db.scalars(
+                    select(Mailbox).where(Mailbox.imap_host != "").order_by(Mailbox.user_id)
+                )
+            ).all()
+        return [
+            InboxAccount(
+                row.user_id,
+                ImapTarget(
+                    host=row.imap_host,
+                    port=row.imap_port,
+                    security=row.imap_security,
+                    username=row.imap_username,
+                    password=imap_password(fernet, row),
+                    sent_folder=row.imap_sent_folder,
+                    inbox_folder=row.imap_inbox_folder,
+                    allow_private=allow_private,
+                ),
+            )
+            for row in rows
+            if row.imap_security in SECURITY_MODES
+        ]
+
+    return accounts
 
 
 class InboxWatcher:
