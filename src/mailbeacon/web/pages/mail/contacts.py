@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
     TrackIcon,
@@ -69,8 +70,11 @@ async def contact(
         raise HTTPException(404)
     async with database(request) as db:
         view = await queries.contact_view(db, current.user.id, address, page=number)
-    if view is None:
-        raise HTTPException(404)
+        if view is None:
+            raise HTTPException(404)
+        replies = await reply_view(
+            db, current.user.id, [], [(m.message.id, m.recipient.id) for m in view.mails]
+        )
     items = []
     for mail in view.mails:
         mine = [a for a in view.activity if a.recipient_id == mail.recipient.id]
@@ -86,5 +90,6 @@ async def contact(
                 contact_url(view.contact.address), number, view.per_page, view.contact.emails
             ),
             **url_builders(),
+            **replies.context(),
         },
     )

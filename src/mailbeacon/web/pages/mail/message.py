@@ -14,6 +14,7 @@ from mailbeacon.core.policy import N_, reason_text
 from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.store.tables import Recipient
+from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
     TrackIcon,
@@ -94,8 +95,14 @@ async def message_page(
         raise HTTPException(404)
     async with database(request) as db:
         view = await queries.message_view(db, current.user.id, message_id)
-    if view is None:
-        raise HTTPException(404)
+        if view is None:
+            raise HTTPException(404)
+        replies = await reply_view(
+            db,
+            current.user.id,
+            [view.message.id],
+            [(view.message.id, r.id) for r in view.message.recipients],
+        )
     message = view.message
     opens, clicks = track_icons(
         f"m{message.id}", message, message, _as_activity(view.timeline, message.id)
@@ -120,6 +127,7 @@ async def message_page(
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
             **url_builders(),
+            **replies.context(),
         },
     )
 
