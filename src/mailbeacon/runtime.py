@@ -28,6 +28,7 @@ from mailbeacon.mail.destinations import (
 from mailbeacon.mail.inbox import InboxWatcher, configured_accounts
 from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
+from mailbeacon.mail.sentfolder import SentFolder
 from mailbeacon.mail.smtp import SmtpTarget
 from mailbeacon.mail.worker import SendWorker
 from mailbeacon.processor.derive import run_forever
@@ -86,7 +87,13 @@ class Runtime:
                 ),
             )
             self.send_worker = SendWorker(
-                self.engine, self.keys, settings.public_url, self.smtp_target_for_user
+                self.engine,
+                self.keys,
+                settings.public_url,
+                self.smtp_target_for_user,
+                sent_folder=SentFolder(
+                    self.engine, self.fernet, allow_private=settings.smtp_allow_private
+                ),
             )
         self.sender = Sender(
             self.engine,

@@ -93,7 +93,7 @@ TLS_FAILED = N_(
 LOGIN_FAILED = N_("The IMAP server did not accept the user name and password.")
 PROTOCOL_FAILED = N_("The IMAP server answered in a way MailBeacon did not expect.")
 NO_SENT_FOLDER = N_("No Sent folder was found in this mailbox. Enter its name in the settings.")
-NO_SUCH_FOLDER = N_("The folder %(folder)s does not exist in this mailbox.")
+NO_SUCH_FOLDER = N_("A folder named in the IMAP settings does not exist in this mailbox.")
 NOT_CONFIGURED = N_("No IMAP server is set up for this mailbox.")
 
 ErrorKind = Literal["refused", "unreachable", "tls", "login", "protocol", "folder"]

@@ -17,6 +17,11 @@ Restarts: the claim is a lease renewed while the worker works. A worker that
 stops (or dies) leaves its copies either queued (sent again later, safely) or
 "sending" (its SMTP transaction may have completed): the next holder records
 those as "unknown" and never sends them again: at most once per copy.
+
+Sent folder: when every copy of a message has its outcome, the message's clean
+copy becomes due for the user's Sent folder; the worker's `SentFolder`
+(mail.sentfolder) saves it over IMAP in a task of its own, so a slow IMAP
+server never holds up the next message's delivery.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailbeacon.core.tokens import KeyRing
 from mailbeacon.cpupool import CpuPool
 from mailbeacon.mail.delivery import CopyOrder, Outcome, deliver_copy, forget
+from mailbeacon.mail.sentfolder import SentFolder
 from mailbeacon.mail.smtp import SmtpTarget
-from mailbeacon.store import sendqueue
+from mailbeacon.store import sendqueue, sentcopies
 from mailbeacon.store.sendqueue import CopyTarget, QueuedMessage
 
 log = logging.getLogger(__name__)
@@ -72,8 +78,10 @@ class SendWorker:
         *,
         retry_delays: Sequence[float] | None = None,
         lease: float = LEASE_SECONDS,
+        sent_folder: SentFolder | None = None,
     ) -> None:
         self._engine = engine
+        self._sent_folder = sent_folder
         self._keys = keys
         self._public_url = public_url.rstrip("/")
         self._target_for = target_for
@@ -90,6 +98,9 @@ class SendWorker:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; a copy in progress is finished first."""
+        sent_folder = None
+        if self._sent_folder is not None:
+            sent_folder = asyncio.create_task(self._sent_folder.run_forever(stop), name="sent")
         try:
             while not stop.is_set():
                 try:
@@ -103,6 +114,8 @@ class SendWorker:
                 if not worked:
                     await self._idle(stop)
         finally:
+            if sent_folder is not None:
+                await asyncio.gather(sent_folder, return_exceptions=True)
             await self.close()
 
     async def close(self) -> None:
@@ -137,7 +150,15 @@ class SendWorker:
             if not lost.is_set():
                 status = await sendqueue.release(self._engine, message_id, self.owner, _now())
                 log.info("message %d: %s", message_id, status)
+                if status in sentcopies.FINISHED:
+                    await self._after_delivery(message_id, status)
         return True
+
+    async def _after_delivery(self, message_id: int, status: str) -> None:
+        """Every copy has its outcome: the clean copy for Sent is due (mail.sentfolder)."""
+        await sentcopies.mark_delivered(self._engine, message_id, status, _now())
+        if self._sent_folder is not None:
+            self._sent_folder.wake()
 
     async def _heartbeat(self, message_id: int, lost: asyncio.Event) -> None:
         while True:

@@ -1,12 +1,16 @@
-"""The Mailbox settings: the user's own SMTP server, with a real test email.
+"""The Mailbox settings: the user's own SMTP server, with a real test email, and the same
+mailbox over IMAP (S12, B2), with "Test connection".
 
-The password is encrypted at rest and never goes back to the page. The test
-email takes exactly the route real mail takes, so a wrong setting shows up
-here, while the user is looking, rather than as a failed send later.
+Passwords are encrypted at rest and never go back to the page. The test email
+takes exactly the route real mail takes, and "Test connection" signs in to the
+IMAP server exactly as the worker will (mail.imap, in a thread: IMAP is
+blocking), so a wrong setting shows up here, while the user is looking, rather
+than as a failed send or a missing Sent copy later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import re
@@ -27,15 +31,20 @@ from mailbeacon.mail.destinations import (
     UnreachableDestination,
     connect_checked,
 )
+from mailbeacon.mail.imap import DEFAULT_PORTS, ImapTarget, ProbeResult, probe, remember_outcome
 from mailbeacon.mail.smtp import Delivery, SmtpTarget
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.db import sessions
 from mailbeacon.store.mailboxes import (
     SECURITY_MODES,
+    ImapSettings,
     MailboxSettings,
+    clear_imap,
     load_mailbox,
+    save_imap,
     save_mailbox,
 )
+from mailbeacon.store.mailboxes import imap_password as stored_imap_password
 from mailbeacon.store.tables import User
 from mailbeacon.store.users import delete_mailbox
 from mailbeacon.web import runtime_of
@@ -204,9 +213,13 @@ async def mailbox_page(
     problems: Problems | None = None,
     notice: str | None = None,
     test: TestOutcome | None = None,
+    imap_form: ImapForm | None = None,
+    imap_problems: Problems | None = None,
+    imap_test: ProbeResult | None = None,
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     mailbox = await own_mailbox(runtime, current.user.id)
+    imap = await own_imap(runtime, current.user.id)
     return await render(
         request,
         "account/mailbox.html",
@@ -218,14 +231,18 @@ async def mailbox_page(
             "errors": problems or {},
             "notice": notice,
             "test": test,
+            "imap": imap,
+            "imap_form": imap_form or ImapForm.of(imap),
+            "imap_errors": imap_problems or {},
+            "imap_test": imap_test,
         },
-        status_code=400 if problems else 200,
+        status_code=400 if problems or imap_problems else 200,
     )
 
 
 @router.get("/settings/mailbox")
 async def mailbox(request: Request, current: CurrentUser, done: str = "") -> HTMLResponse:
-    return await mailbox_page(request, current, notice=notice_for(done))
+    return await mailbox_page(request, current, notice=notice_for(done) or IMAP_NOTICES.get(done))
 
 
 @router.post("/settings/mailbox")
@@ -353,3 +370,156 @@ async def send_mailbox_test(request: Request, current: CheckedUser) -> HTMLRespo
         runtime_of(request), current.user, localizer_for(request, current)
     )
     return await mailbox_page(request, current, test=outcome)
+
+
+# --- IMAP: the same mailbox, for the clean Sent copy (and replies) ----------------------
+
+MAX_FOLDER = 255
+IMAP_NOTICES = {
+    "imap-saved": N_("Your IMAP settings are saved. Test the connection to see what was found."),
+    "imap-removed": N_("Your IMAP settings are removed. Sent mail is no longer copied to Sent."),
+}
+NEEDS_MAILBOX = N_("Save your own mail server (SMTP) first.")
+
+
+@dataclass(frozen=True, slots=True)
+class ImapForm:
+    """The IMAP form as submitted; the password never goes back to the page."""
+
+    host: str = ""
+    port: str = "993"
+    security: str = "tls"
+    username: str = ""
+    password: str = ""
+    clear_password: bool = False
+    sent_folder: str = ""
+    inbox_folder: str = ""
+
+    @classmethod
+    def of(cls, imap: ImapSettings | None) -> ImapForm:
+        if imap is None:
+            return cls()
+        return cls(
+            imap.host,
+            str(imap.port),
+            imap.security,
+            imap.username,
+            sent_folder=imap.sent_folder,
+            inbox_folder=imap.inbox_folder,
+        )
+
+
+def check_imap(form: ImapForm) -> Problems:
+    """The SMTP form's rules for host, port, security and credentials, and folder names.
+
+    Keys are the IMAP form's field names (imap_host, ...): both forms are on one page.
+    """
+    smtp_like = MailboxForm(
+        form.host, form.port, form.security, form.username, form.password, form.clear_password
+    )
+    problems = {f"imap_{name}": problem for name, problem in check_mailbox(smtp_like).items()}
+    if "imap_host" in problems:
+        problems["imap_host"] = Problem(
+            N_("Enter a host name such as imap.example.com, or an IP address, without spaces.")
+        )
+    for name in ("sent_folder", "inbox_folder"):
+        value: str = getattr(form, name)
+        if len(value) > MAX_FOLDER or has_control_characters(value):
+            problems[name] = Problem(
+                N_("Use at most %(max)s characters, without line breaks."),
+                {"max": str(MAX_FOLDER)},
+            )
+    return problems
+
+
+async def own_imap(runtime: Runtime, user_id: int) -> ImapSettings | None:
+    async with sessions(runtime.engine)() as db:
+        mailbox = await load_mailbox(db, user_id)
+    return None if mailbox is None else ImapSettings.of(mailbox)
+
+
+@router.post("/settings/mailbox/imap")
+async def save_own_imap(
+    request: Request,
+    current: CheckedUser,
+    imap_host: FormText = "",
+    imap_port: FormText = "",
+    imap_security: FormText = "",
+    imap_username: FormText = "",
+    imap_password: FormText = "",
+    imap_clear_password: FormText = "",
+    sent_folder: FormText = "",
+    inbox_folder: FormText = "",
+) -> Response:
+    form = ImapForm(
+        host=clean_host(imap_host),
+        port=imap_port.strip(),
+        security=imap_security,
+        username=imap_username.strip(),
+        password=imap_password,
+        clear_password=checked(imap_clear_password),
+        sent_folder=sent_folder.strip(),
+        inbox_folder=inbox_folder.strip(),
+    )
+    problems = check_imap(form)
+    runtime = runtime_of(request)
+    if not problems and await own_mailbox(runtime, current.user.id) is None:
+        problems = {"imap_host": Problem(NEEDS_MAILBOX)}
+    if problems:
+        return await mailbox_page(
+            request, current, imap_form=replace(form, password=""), imap_problems=problems
+        )
+    new_password = "" if form.clear_password else (form.password or None)
+    async with sessions(runtime.engine)() as db, db.begin():
+        await save_imap(
+            db,
+            runtime.fernet,
+            current.user.id,
+            host=form.host,
+            port=port_number(form.port) or DEFAULT_PORTS[form.security],
+            security=form.security,
+            username=form.username,
+            password=new_password,
+            sent_folder=form.sent_folder,
+            inbox_folder=form.inbox_folder,
+        )
+    return redirect_done("/settings/mailbox", "imap-saved")
+
+
+@router.post("/settings/mailbox/imap/remove")
+async def remove_own_imap(request: Request, current: CheckedUser) -> Response:
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        await clear_imap(db, current.user.id)
+    return redirect_done("/settings/mailbox", "imap-removed")
+
+
+async def check_imap_connection(runtime: Runtime, user_id: int) -> ProbeResult | None:
+    """Sign in with the saved settings as the worker will; None when IMAP is not set up.
+
+    The outcome is remembered, so Settings keeps showing it (as it shows the worker's).
+    """
+    async with sessions(runtime.engine)() as db:
+        mailbox = await load_mailbox(db, user_id)
+    imap = None if mailbox is None else ImapSettings.of(mailbox)
+    if mailbox is None or imap is None or imap.security not in SECURITY_MODES:
+        return None
+    target = ImapTarget(
+        host=imap.host,
+        port=imap.port,
+        security=imap.security,  # type: ignore[arg-type]
+        username=imap.username,
+        password=stored_imap_password(runtime.fernet, mailbox),
+        sent_folder=imap.sent_folder,
+        inbox_folder=imap.inbox_folder,
+        allow_private=runtime.settings.smtp_allow_private,
+        timeout=TEST_EMAIL_TIMEOUT,
+    )
+    found = await asyncio.to_thread(probe, target)
+    await remember_outcome(runtime.engine, user_id, found.error)
+    return found
+
+
+@router.post("/settings/mailbox/imap/test")
+async def imap_connection_test(request: Request, current: CheckedUser) -> HTMLResponse:
+    found = await check_imap_connection(runtime_of(request), current.user.id)
+    return await mailbox_page(request, current, imap_test=found)
