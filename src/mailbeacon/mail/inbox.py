@@ -10,8 +10,9 @@ core.replies judges each one; the database work (store.replies) runs on the
 worker's event loop, one transaction per batch *with the new position*, so a
 restart resumes exactly after the last batch recorded: nothing lost, nothing
 repeated. Then it waits: IMAP IDLE where the server offers it (re-issued every
-`idle_seconds`, RFC 2177 asks for under 29 minutes), a poll every
-`poll_seconds` otherwise; either wakes within a second of `stop`.
+`idle_seconds`, well under RFC 2177's 29 minutes, each round ending in a
+fresh look), a poll every `poll_seconds` otherwise; either wakes within a
+second of `stop`.
 
 A new UIDVALIDITY (or the first look at a mailbox) starts over from the day
 of the user's first message; the unique key of each reply (its Message-ID)
@@ -23,7 +24,6 @@ password or a missing folder waits longer, as trying again cannot help.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -116,7 +116,7 @@ class InboxWatcher:
         accounts: Accounts,
         *,
         poll_seconds: float = 60.0,
-        idle_seconds: float = 25 * 60.0,
+        idle_seconds: float = 5 * 60.0,
         rescan_seconds: float = 10.0,
         use_idle: bool = True,
     ) -> None:
@@ -128,20 +128,34 @@ class InboxWatcher:
         self._use_idle = use_idle  # False: poll even where IDLE is offered (tests, odd servers)
         self._threads: dict[int, tuple[InboxAccount, threading.Thread, threading.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """IMAP settings changed: read them now rather than at the next rescan."""
+        self._wake.set()
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set, then stop every thread (each within about a second)."""
         self._loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                self._wake.clear()  # before reading: a wake from now on means read again
                 try:
                     self._follow(await self._accounts())
                 except Exception:  # the database may be away; the watches keep running
                     log.warning("inbox watch: could not read the mailbox settings", exc_info=True)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._rescan)
+                await self._pause(stop)
         finally:
             await self.close()
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Until the next rescan, `wake` or `stop`."""
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=self._rescan, return_when="FIRST_COMPLETED")
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     def _follow(self, accounts: Sequence[InboxAccount]) -> None:
         """Start a thread per new account; restart one whose settings changed; stop the rest."""
@@ -188,8 +202,9 @@ class InboxWatcher:
                     inbox = box.inbox_folder()
                     idle = self._use_idle and box.has("IDLE")
                     while not halt.is_set():
-                        self._sync(box, inbox, account.user_id, halt)
-                        self._wait(box, idle, halt)
+                        last_uid = self._sync(box, inbox, account.user_id, halt)
+                        if not self._more_since(box, last_uid):
+                            self._wait(box, idle, halt)
                 return
             except ImapError as exc:
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
@@ -209,8 +224,11 @@ class InboxWatcher:
         except Exception:
             log.warning("inbox watch: could not record the error", exc_info=True)
 
-    def _sync(self, box: ImapSession, inbox: str, user_id: int, halt: threading.Event) -> None:
-        """Read and record everything new, one batch (and its new position) at a time."""
+    def _sync(self, box: ImapSession, inbox: str, user_id: int, halt: threading.Event) -> int:
+        """Read and record everything new, one batch (and its new position) at a time.
+
+        Returns the highest UID now recorded as read.
+        """
         selected = box.client.select_folder(inbox, readonly=True)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         position = self._call(self._position(user_id))
@@ -220,21 +238,38 @@ class InboxWatcher:
             if position.since is None:  # no mail of ours yet: nothing before now matters
                 uidnext = int(selected.get(b"UIDNEXT", 1))
                 self._call(self._advance(user_id, uidvalidity, uidnext - 1, []))
-                return
+                return uidnext - 1
             criteria: list[Any] = ["SINCE", position.since]
         else:
             criteria = ["UID", f"{last_uid + 1}:*"]
         uids = sorted(uid for uid in box.client.search(criteria) if uid > last_uid)
-        if not uids and position.uidvalidity != uidvalidity:
-            self._call(self._advance(user_id, uidvalidity, last_uid, []))
         for start in range(0, len(uids), BATCH):
             if halt.is_set():
-                return
+                break
             batch = uids[start : start + BATCH]
             found = self._read(box, batch)
             recorded = self._call(self._advance(user_id, uidvalidity, batch[-1], found))
+            last_uid = batch[-1]
             if recorded:
                 log.info("inbox of user %d: recorded %d replies or bounces", user_id, recorded)
+        if position.uidvalidity != uidvalidity and not halt.is_set():
+            # Started over: everything below UIDNEXT that SINCE did not find is older
+            # than our first message, so the position may move past all of it.
+            floor = int(selected.get(b"UIDNEXT", 1)) - 1
+            last_uid = max(last_uid, floor)
+            self._call(self._advance(user_id, uidvalidity, last_uid, []))
+        return last_uid
+
+    def _more_since(self, box: ImapSession, last_uid: int) -> bool:
+        """Whether mail arrived while the last batch was read, just before waiting.
+
+        IMAPClient drops the untagged EXISTS a server sends along with a FETCH or
+        SEARCH, and IDLE only reports what the server has not reported yet: mail
+        that arrived during the sync would wait for the next IDLE round. NOOP
+        lets the server catch up first; the SEARCH after it then sees that mail.
+        """
+        box.client.noop()
+        return any(uid > last_uid for uid in box.client.search(["UID", f"{last_uid + 1}:*"]))
 
     def _read(self, box: ImapSession, uids: list[int]) -> list[tuple[int, InboxMessage]]:
         """Headers of every message; the start of the body only for possible bounces."""
