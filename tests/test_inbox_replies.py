@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mailbeacon.core.replies import analyse
 from mailbeacon.mail.imap import ImapTarget
 from mailbeacon.mail.inbox import InboxAccount, InboxWatcher
+from mailbeacon.processor.derive import rebuild
 from mailbeacon.store import replies, sendqueue
 from mailbeacon.store.accounts import add_user
 from mailbeacon.store.db import make_engine, sessions
@@ -297,3 +298,19 @@ async def test_a_wrong_password_is_kept_on_the_mailbox_in_words(
         assert "user name and password" in await eventually(noted, timeout=20)
     finally:
         await running.close()
+
+
+async def test_a_rebuild_from_hits_keeps_the_open_a_reply_counted(engine: AsyncEngine) -> None:
+    user_id = await seller(engine)
+    message_id = await sent_message(engine, user_id, ["anna@client.example"])
+    async with sessions(engine)() as db, db.begin():
+        found = analyse(reply_from("anna@client.example"))
+        assert await replies.record(db, user_id, found, "<r>", datetime.now(UTC))
+    assert (await recipient(engine, message_id, "anna@client.example")).open_count == 1
+    await rebuild(engine)  # knows only hits: the open is gone ...
+    assert (await recipient(engine, message_id, "anna@client.example")).open_count == 0
+    async with sessions(engine)() as db, db.begin():
+        assert await replies.reapply_reply_opens(db) == 1  # ... and comes back
+        assert await replies.reapply_reply_opens(db) == 0  # once
+    anna = await recipient(engine, message_id, "anna@client.example")
+    assert (anna.open_count, anna.first_open_at) == (1, anna.replied_at)

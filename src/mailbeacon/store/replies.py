@@ -308,6 +308,45 @@ async def _notify(db: AsyncSession, user_id: int, row: Reply) -> None:
     await db.flush()
 
 
+async def reapply_reply_opens(db: AsyncSession) -> int:
+    """After the processor rebuilt the aggregates from hits: count again, as an open,
+    the reply of every recipient who replied but has no counted open (a rebuild
+    knows only hits, and would otherwise forget that whoever answered has read).
+
+    Returns how many recipients got their open back. `inferred_open_count` is not
+    touched: a rebuild does not reset it.
+    """
+    rows = (
+        await db.execute(
+            select(Recipient.id, Recipient.message_id, Recipient.replied_at).where(
+                Recipient.replied_at.is_not(None), Recipient.open_count == 0
+            )
+        )
+    ).all()
+    for recipient_id, message_id, at in rows:
+        await db.execute(
+            update(Recipient)
+            .where(Recipient.id == recipient_id, Recipient.open_count == 0)
+            .values(open_count=1, first_open_at=at, last_open_at=at)
+        )
+        await db.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                open_count=Message.open_count + 1,
+                first_open_at=case(
+                    (or_(Message.first_open_at.is_(None), Message.first_open_at > at), at),
+                    else_=Message.first_open_at,
+                ),
+                last_open_at=case(
+                    (or_(Message.last_open_at.is_(None), Message.last_open_at < at), at),
+                    else_=Message.last_open_at,
+                ),
+            )
+        )
+    return len(rows)
+
+
 def delivery_status(recipient: Recipient) -> str:
     """The copy's delivery status as pages and the API show it: the send queue's, or "bounced"."""
     return "bounced" if recipient.bounced_at is not None else recipient.status
