@@ -49,6 +49,7 @@ BATCH = 50
 BODY_FETCH = "BODY.PEEK[]<0.262144>"  # core.replies.MAX_BYTES
 RETRY_DELAYS = (2.0, 5.0, 15.0, 60.0, 300.0)
 SETTINGS_DELAY = 600.0  # a wrong password or a missing folder: retry far less often
+CALL_TIMEOUT = 120.0  # longest a batch's database work may take
 T = TypeVar("T")
 
 
@@ -190,7 +191,8 @@ class InboxWatcher:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run database work on the worker's event loop and wait for it."""
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        # Bounded: a loop that has gone away must not leave this thread waiting forever.
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(CALL_TIMEOUT)
 
     def _watch(self, account: InboxAccount, halt: threading.Event) -> None:
         failures = 0
