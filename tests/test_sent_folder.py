@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -21,7 +22,7 @@ import imapclient
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from mailbeacon.core.sentcopy import SENT_COPY_HEADER
 from mailbeacon.mail import imap, sentfolder
@@ -211,7 +212,7 @@ async def test_a_worker_stopped_midway_leaves_no_duplicate_in_sent(
     assert copy[SENT_COPY_HEADER] == "clean"
 
 
-async def test_a_wrong_imap_password_is_a_clear_error_on_the_message_and_in_settings(
+async def test_a_wrong_imap_password_is_a_clear_error_until_the_user_corrects_it(
     serve_app: Any, database_url: str, provider: SavingProvider
 ) -> None:
     live: LiveApp = await serve_app(database_url)
@@ -231,10 +232,27 @@ async def test_a_wrong_imap_password_is_a_clear_error_on_the_message_and_in_sett
         assert "did not accept the user name and password" in page.text
         settings = await browser.get("/settings/mailbox")
         assert "did not accept the user name and password" in settings.text
+        # Nothing was saved in Sent, and the provider's tracked copies are still there.
+        assert len(sent_folder(provider.imap)) == 3
+
+        # The user puts the right password in: the failed copy is tried again, and saved.
+        fixed = await browser.post(
+            "/settings/mailbox/imap",
+            {
+                "imap_host": provider.imap.host,
+                "imap_port": str(provider.imap.port),
+                "imap_security": "none",
+                "imap_username": MAIL_USER,
+                "imap_password": MAIL_PASSWORD,
+            },
+        )
+        assert fixed.status_code == 303
     finally:
         await browser.aclose()
-    # Nothing was saved in Sent, and the provider's tracked copies are still there.
-    assert len(sent_folder(provider.imap)) == 3
+    state = await final_state(live, detail["id"])
+    assert (state.status, state.error, state.removed) == ("done", "", 3)
+    [(copy, _raw, _flags)] = sent_folder(provider.imap)
+    assert copy[SENT_COPY_HEADER] == "clean"
 
 
 async def test_without_imap_the_sent_copy_is_skipped_and_a_hint_shown(
@@ -249,5 +267,35 @@ async def test_without_imap_the_sent_copy_is_skipped_and_a_hint_shown(
     try:
         page = await browser.get(f"/mail/{detail['id']}")
         assert "Set up IMAP" in page.text
+    finally:
+        await browser.aclose()
+
+
+async def test_an_unreachable_imap_server_is_retried_later_with_the_reason_shown(
+    serve_app: Any, database_url: str, provider: SavingProvider
+) -> None:
+    live: LiveApp = await serve_app(database_url)
+    await set_up_mailbox(live, provider)
+    async with sessions(live.runtime.engine)() as db, db.begin():
+        mailbox = await load_mailbox(db, live.user_id)
+        assert mailbox is not None
+        mailbox.imap_port = free_port()  # nothing listens there
+    detail = await send_three(live)
+
+    async def retried() -> SentCopyState | None:
+        state = await sent_copy_state(live, detail["id"])
+        return state if state.attempts else None
+
+    state = await eventually(retried, timeout=30)
+    assert (state.status, state.error) == ("pending", imap.UNREACHABLE)
+    async with live.runtime.engine.connect() as conn:
+        next_at = await conn.scalar(
+            select(Message.sent_copy_next_at).where(Message.id == detail["id"])
+        )
+    assert next_at is not None and next_at > datetime.now(UTC)
+    browser = await sign_in(live, live.email)
+    try:
+        page = await browser.get(f"/mail/{detail['id']}")
+        assert "Will try again: No IMAP server could be reached there." in page.text
     finally:
         await browser.aclose()

@@ -205,3 +205,24 @@ async def state_of(engine: AsyncEngine, user_id: int, message_id: int) -> SentCo
     return SentCopyState(
         row.sent_copy_status, row.sent_copy_error, row.sent_copy_removed, row.sent_copy_attempts
     )
+
+
+async def retry_failed(engine: AsyncEngine, user_id: int, since: datetime, now: datetime) -> int:
+    """The user changed their IMAP settings: failed Sent copies of messages sent since
+    `since` are tried again from the start; how many."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(Message)
+            .where(
+                Message.user_id == user_id,
+                Message.sent_copy_status == "failed",
+                Message.created_at >= since,
+            )
+            .values(
+                sent_copy_status="pending",
+                sent_copy_next_at=now,
+                sent_copy_attempts=0,
+                sent_copy_error="",
+            )
+        )
+        return int(result.rowcount or 0)

@@ -16,7 +16,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
 from fastapi import APIRouter, Request
@@ -34,6 +34,7 @@ from mailbeacon.mail.destinations import (
 from mailbeacon.mail.imap import DEFAULT_PORTS, ImapTarget, ProbeResult, probe, remember_outcome
 from mailbeacon.mail.smtp import Delivery, SmtpTarget
 from mailbeacon.runtime import Runtime
+from mailbeacon.store import sentcopies
 from mailbeacon.store.db import sessions
 from mailbeacon.store.mailboxes import (
     SECURITY_MODES,
@@ -379,6 +380,8 @@ IMAP_NOTICES = {
     "imap-saved": N_("Your IMAP settings are saved. Test the connection to see what was found."),
     "imap-removed": N_("Your IMAP settings are removed. Sent mail is no longer copied to Sent."),
 }
+# How far back saving the IMAP settings retries Sent copies that failed.
+RETRY_FAILED_WITHIN = timedelta(days=7)
 NEEDS_MAILBOX = N_("Save your own mail server (SMTP) first.")
 
 
@@ -483,6 +486,9 @@ async def save_own_imap(
             sent_folder=form.sent_folder,
             inbox_folder=form.inbox_folder,
         )
+    # A wrong setting may be why recent Sent copies failed: the worker tries them again.
+    now = datetime.now(UTC)
+    await sentcopies.retry_failed(runtime.engine, current.user.id, now - RETRY_FAILED_WITHIN, now)
     return redirect_done("/settings/mailbox", "imap-saved")
 
 
