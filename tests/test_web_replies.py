@@ -148,3 +148,39 @@ async def test_without_imap_the_reply_icon_says_replies_are_not_watched(live: Li
     page = (await browser.get(f"/mail/{message_id}")).text
     assert "track-reply untracked" in page
     assert "Set up IMAP in Settings" in page
+
+
+async def test_settings_say_how_the_inbox_watch_is_doing(
+    live: LiveApp, smtp_server: SmtpRecorder, dovecot: DovecotServer
+) -> None:
+    await set_up_imap(live, smtp_server, dovecot)
+    browser = await sign_in(live, live.email)
+
+    async def watched() -> bool:
+        page = (await browser.get("/settings/mailbox")).text
+        return "Replies and bounces are watched in your inbox" in page
+
+    await eventually(watched, timeout=20)
+    engine = make_engine(live.settings.effective_database_url)
+    try:
+        async with sessions(engine)() as db, db.begin():
+            await save_imap(
+                db,
+                live.settings.fernet(),
+                live.user_id,
+                host=dovecot.host,
+                port=dovecot.port,
+                security="none",
+                username=MAIL_USER,
+                password="wrong",
+            )
+    finally:
+        await engine.dispose()
+    live.runtime.inbox.wake()
+
+    async def failing() -> str | None:
+        page = (await browser.get("/settings/mailbox")).text
+        return page if "Replies cannot be watched right now." in page else None
+
+    page = await eventually(failing, timeout=20)
+    assert "did not accept the user name and password" in page

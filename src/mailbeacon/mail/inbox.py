@@ -213,7 +213,8 @@ class InboxWatcher:
                 if not exc.retryable:
                     delay = SETTINGS_DELAY
                 log.info("inbox of user %d: %s", account.user_id, exc)
-                self._call_quietly(self._note(account.user_id, str(exc.words % exc.params)))
+                # The N_ message id, translated where it is shown (Settings > Mailbox).
+                self._call_quietly(self._note(account.user_id, exc.words))
             except Exception:
                 delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
                 log.warning("inbox of user %d: the watch failed", account.user_id, exc_info=True)
@@ -260,6 +261,8 @@ class InboxWatcher:
             floor = int(selected.get(b"UIDNEXT", 1)) - 1
             last_uid = max(last_uid, floor)
             self._call(self._advance(user_id, uidvalidity, last_uid, []))
+        elif not uids:
+            self._call(self._advance(user_id, uidvalidity, last_uid, []))  # "last looked"
         return last_uid
 
     def _more_since(self, box: ImapSession, last_uid: int) -> bool:

@@ -29,7 +29,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailbeacon.core.replies import InboxMessage, Kind
-from mailbeacon.store.tables import Message, Notification, Recipient, Reply, User
+from mailbeacon.store.tables import Mailbox, Message, Notification, Recipient, Reply, User
 
 MAX_DETAIL = 500
 # A Date header this far in the past of the message it answers is a wrong clock.
@@ -44,6 +44,22 @@ class Recorded:
     kind: str
     message_id: int
     recipient_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxState:
+    """How the inbox watch is doing, for Settings: when it last read, its last error."""
+
+    synced_at: datetime | None
+    error: str  # words from mail.imap (an N_ message id), "" when the last attempt worked
+
+
+async def inbox_state(db: AsyncSession, user_id: int) -> InboxState | None:
+    """None when IMAP is not set up: nothing is watched."""
+    mailbox = await db.get(Mailbox, user_id)
+    if mailbox is None or not mailbox.imap_host:
+        return None
+    return InboxState(mailbox.inbox_synced_at, mailbox.inbox_error)
 
 
 @dataclass(frozen=True, slots=True)
