@@ -136,7 +136,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """
     from mailbeacon.processor.derive import judging_rules, rebuild
     from mailbeacon.runtime import Runtime
-    from mailbeacon.store.db import make_engine
+    from mailbeacon.store.db import make_engine, sessions
+    from mailbeacon.store.replies import reapply_reply_opens
 
     async def work() -> None:
         if args.rebuild:
@@ -147,6 +148,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                     judging_rules(settings.signal_settle_seconds, settings.scanner_click_seconds),
                 )
                 print(f"rebuilt events from {count} hits")
+                async with sessions(engine)() as db, db.begin():
+                    # Replies count as opens where no hit does (B11); hits know nothing of them.
+                    await reapply_reply_opens(db)
             finally:
                 await engine.dispose()
             return

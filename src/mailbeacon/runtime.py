@@ -3,8 +3,9 @@
 Two roles, which one process may combine (tests, `serve --no-worker` off):
 - serving: the hit log behind the collector, the sender that queues mail, and
   a `CpuPool` for the request checks that parse bodies (DESIGN rule 1);
-- working (`run_worker`): the processor, the send worker, and the embedded
-  outbox when no SMTP_URL is set (it lives where the mail is sent from).
+- working (`run_worker`): the processor, the send worker, the inbox watch
+  (replies and bounces, B11), and the embedded outbox when no SMTP_URL is set
+  (it lives where the mail is sent from).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mailbeacon.mail.destinations import (
     UnreachableDestination,
     check_destination,
 )
+from mailbeacon.mail.inbox import InboxWatcher, configured_accounts
 from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.sentfolder import SentFolder
@@ -75,7 +77,15 @@ class Runtime:
                 address_file=outbox_address_file(settings),
             )
         self.send_worker: SendWorker | None = None
+        # Replies and bounces from each user's inbox (B11), beside the send worker.
+        self.inbox: InboxWatcher | None = None
         if run_worker:
+            self.inbox = InboxWatcher(
+                self.engine,
+                configured_accounts(
+                    self.engine, self.fernet, allow_private=settings.smtp_allow_private
+                ),
+            )
             self.send_worker = SendWorker(
                 self.engine,
                 self.keys,
@@ -174,6 +184,10 @@ class Runtime:
                     name="processor",
                 )
             )
+            if self.inbox is not None:
+                self._tasks.append(
+                    asyncio.create_task(self.inbox.run_forever(self._stop), name="inbox")
+                )
 
     async def drain(self) -> int:
         """Deliver every queued message that is due now, then stop (`worker --until-idle`)."""

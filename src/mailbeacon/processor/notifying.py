@@ -42,7 +42,7 @@ class Bell:
     message_id: int
     recipient_id: int
     link_id: int | None
-    kind: str  # open, reopen or click
+    kind: str  # open or click
     occurred_at: datetime
     event_count: int = 1
     links: set[int] = field(default_factory=set)
@@ -82,8 +82,8 @@ class Bells:
         last = copy.last_counted_open
         if last is not None and at - last < copy.quiet:
             return
-        kind = "open" if last is None else "reopen"
-        bell = Bell(copy.user_id, copy.message_id, row.recipient_id, None, kind, at)
+        # A re-open is an "open" too: the feed tells it from the copy's first one.
+        bell = Bell(copy.user_id, copy.message_id, row.recipient_id, None, "open", at)
         bell.hit_seqs.append(row.seq)
         self.rung.append(bell)
 

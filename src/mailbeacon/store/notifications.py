@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailbeacon.store.tables import Link, Message, Notification, Recipient, WebSession
+from mailbeacon.store.tables import Link, Message, Notification, Recipient, Reply, WebSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,9 @@ class NotificationItem:
     link_count: int = 1  # distinct links clicked in that burst
     reopen: bool = False  # an open after an earlier notified open of the same copy
     recipient_id: int = 0
+    # Replies and bounces (B11): whether the sender was a recipient, a bounce's code.
+    from_recipient: bool = True
+    status_code: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +47,17 @@ class UnreadState:
     latest_id: int
 
 
-def _items(user_id: int) -> Select[Notification, Recipient, Message, str]:
-    # Link.url is NULL for opens (outer join): `_item` takes `str | None`.
+def _items(user_id: int) -> Select[Notification, Recipient, Message, str, Reply]:
+    # Link.url is NULL for opens (outer join): `_item` takes `str | None`. A reply
+    # (B11) from someone who was not a recipient has no recipient: its sender is
+    # named from the reply row instead.
     return (
-        select(Notification, Recipient, Message, Link.url)
+        select(Notification, Recipient, Message, Link.url, Reply)
         .join(Message, Message.id == Notification.message_id)
-        .join(Recipient, Recipient.id == Notification.recipient_id)
+        .outerjoin(Recipient, Recipient.id == Notification.recipient_id)
         # The honeypot link's address is never shown to a user (B3): "a link" at most.
         .outerjoin(Link, and_(Link.id == Notification.link_id, Link.honeypot.is_(False)))
+        .outerjoin(Reply, Reply.id == Notification.reply_id)
         .where(Notification.user_id == user_id, Message.user_id == user_id)
     )
 
@@ -87,23 +93,32 @@ async def _with_reopens(
 
 def _item(
     notification: Notification,
-    recipient: Recipient,
+    recipient: Recipient | None,
     message: Message,
     url: str | None,
+    reply: Reply | None = None,
 ) -> NotificationItem:
+    if recipient is not None:
+        name, address = recipient.name, recipient.address
+    elif reply is not None:
+        name, address = reply.from_name, reply.from_address
+    else:
+        name, address = "", ""
     return NotificationItem(
         id=notification.id,
         kind=notification.kind,
         message_id=message.id,
         occurred_at=notification.occurred_at,
         read=notification.read_at is not None,
-        recipient_name=recipient.name,
-        recipient_address=recipient.address,
+        recipient_name=name,
+        recipient_address=address,
         subject=message.subject,
         link_url=url,
         event_count=notification.event_count,
         link_count=notification.link_count,
-        recipient_id=recipient.id,
+        recipient_id=recipient.id if recipient is not None else 0,
+        from_recipient=recipient is not None,
+        status_code=reply.status_code if reply is not None else "",
     )
 
 

@@ -180,6 +180,8 @@ class Message(OpenAggregates, Base):
     __table_args__ = (
         Index("ix_messages_user_created", "user_id", "created_at"),
         Index("ix_messages_sent_copy", "sent_copy_status", "sent_copy_next_at"),
+        # Replies name our messages by Message-ID (B11).
+        Index("ix_messages_user_message_id", "user_id", "message_id_header"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -211,6 +213,10 @@ class Message(OpenAggregates, Base):
     sent_copy_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Tracked copies the provider saved in Sent itself, which MailBeacon removed.
     sent_copy_removed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Replies and bounces found in the sender's inbox (B11; mail/inbox.py).
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"
@@ -257,6 +263,15 @@ class Recipient(OpenAggregates, Base):
     inferred_open_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     machine_event_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     forwarded_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the sender's inbox says about this copy (B11): the first reply, how
+    # many, the first auto-reply (labelled, never counted), and a bounce, whose
+    # status is also the recipient's status ("bounced").
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    auto_replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bounce_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    bounce_detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     message: Mapped[Message] = relationship(back_populates="recipients")
 
@@ -426,9 +441,18 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    hit_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    # An open or click names its hit; a reply or bounce (B11) names its reply row
+    # instead (hit_seq NULL), and a reply from someone who was not a recipient
+    # names no recipient. Typed `int` for the processor, which only ever reads
+    # notifications of hits; code that reads reply notifications checks for None.
+    hit_seq: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=True)
+    reply_id: Mapped[int | None] = mapped_column(
+        ForeignKey("replies.id", ondelete="CASCADE"), unique=True, nullable=True
+    )
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipients.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), nullable=True
+    )
     link_id: Mapped[int | None] = mapped_column(
         ForeignKey("links.id", ondelete="CASCADE"), nullable=True
     )
@@ -502,3 +526,46 @@ class Mailbox(Base):
     # The last connection's outcome (Test connection or the worker): '' means it worked.
     imap_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     imap_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    # How far the inbox watch has read (B11, mail/inbox.py): the folder's
+    # UIDVALIDITY and the highest UID looked at. A new UIDVALIDITY means the
+    # UIDs were renumbered: the watch starts over, and the replies table's
+    # unique key keeps that from recording anything twice.
+    inbox_uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    inbox_last_uid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    inbox_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    inbox_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class Reply(Base):
+    """A reply, auto-reply or bounce in the sender's inbox that refers to one of
+    their messages (B11). The fact, time and sender; never the body.
+
+    `source_key` makes recording idempotent: the inbox message's Message-ID
+    (or, without one, UIDVALIDITY and UID), plus the failed address for a
+    bounce that reports several recipients.
+    """
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        UniqueConstraint("user_id", "source_key"),
+        Index("ix_replies_message_time", "message_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # None: the sender was not a recipient of the message (a colleague, a forward).
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # reply, auto_reply or bounce
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[str] = mapped_column(String(16), default="")
+    # A bounce's diagnostic, or why a message was judged an auto-reply.
+    detail: Mapped[str] = mapped_column(Text, default="")
+    # The first reply of a recipient without a counted open counted as the open.
+    counted_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_key: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

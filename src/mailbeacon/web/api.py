@@ -29,6 +29,7 @@ from mailbeacon.mail.sending import SendInput, load_message
 from mailbeacon.runtime import Runtime
 from mailbeacon.store.accounts import user_for_api_token
 from mailbeacon.store.db import sessions
+from mailbeacon.store.replies import delivery_status, replies_for_messages
 from mailbeacon.store.tables import Event, Link, Message, Recipient, User
 from mailbeacon.web import runtime_of, signals_text
 from mailbeacon.web.i18n import Localizer
@@ -129,12 +130,43 @@ class ReaderCountsOut(BaseModel):
     forwarded_opens: int = Field(description="Opens that look like someone else's: not counted.")
 
 
+class Replies(BaseModel):
+    """Replies found in the sender's inbox (B11; IMAP set up in Settings)."""
+
+    count: int = Field(description="Replies by people (auto-replies are not counted)")
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+
+
+class Bounce(BaseModel):
+    """A delivery status notification that reported this copy as failed (RFC 3464)."""
+
+    at: datetime
+    status_code: str = Field(description='RFC 3463 status such as "5.1.1"; "" if none given')
+    detail: str = Field(description="The remote server's words")
+
+
+class ReplyOut(BaseModel):
+    """A reply, automatic reply or bounce referring to this message. Never its body."""
+
+    id: int
+    kind: str = Field(description='"reply", "auto_reply" or "bounce"')
+    recipient_id: int | None = Field(description="None: the sender was not a recipient")
+    from_address: str
+    from_name: str
+    received_at: datetime
+    status_code: str
+    detail: str = Field(description="A bounce's diagnostic, or why it is an auto-reply")
+
+
 class RecipientOut(BaseModel):
     id: int
     address: str
     name: str
     field: str
-    status: str
+    status: str = Field(
+        description='queued, sending, sent, failed or unknown; "bounced" once a bounce came back'
+    )
     error: str
     sent_at: datetime | None
     opens: Activity
@@ -150,6 +182,9 @@ class RecipientOut(BaseModel):
     )
     counts: ReaderCountsOut
     client: str = Field(description="The first counted reader's client in words, or empty.")
+    replies: Replies
+    auto_replied_at: datetime | None = None
+    bounce: Bounce | None = None
 
 
 class LinkOut(BaseModel):
@@ -196,12 +231,15 @@ class MessageOut(BaseModel):
     untracked: list[Reason]
     opens: Activity
     clicks: Activity
+    replies: Replies
+    bounces: int
     recipients: list[RecipientOut]
 
 
 class MessageDetail(MessageOut):
     links: list[LinkOut]
     events: list[EventOut]
+    reply_log: list[ReplyOut] = Field(description="Replies, auto-replies and bounces, oldest first")
 
 
 class MessagePage(BaseModel):
@@ -231,11 +269,18 @@ def recipient_out(r: Recipient, l10n: Localizer) -> RecipientOut:
         address=r.address,
         name=r.name,
         field=r.field,
-        status=r.status,
+        status=delivery_status(r),
         error=r.error,
         sent_at=r.sent_at,
         opens=_opens(r),
         clicks=_clicks(r),
+        replies=Replies(count=r.reply_count, first_at=r.replied_at),
+        auto_replied_at=r.auto_replied_at,
+        bounce=(
+            Bounce(at=r.bounced_at, status_code=r.bounce_status, detail=r.bounce_detail)
+            if r.bounced_at is not None
+            else None
+        ),
         reading=reading.status,
         reading_text=signals_text.reading_text(reading.status, l10n),
         possibly_forwarded=reading.possibly_forwarded,
@@ -291,6 +336,8 @@ def message_out(message: Message, l10n: Localizer) -> dict[str, Any]:
         "untracked": _reasons(message.untracked_reasons),
         "opens": _opens(message),
         "clicks": _clicks(message),
+        "replies": Replies(count=message.reply_count, last_at=message.last_reply_at),
+        "bounces": message.bounce_count,
         "recipients": [recipient_out(r, l10n) for r in message.recipients],
     }
 
@@ -407,10 +454,24 @@ async def _detail(runtime: Runtime, user_id: int, message_id: int) -> dict[str, 
             .order_by(Event.occurred_at, Event.id)
         )
         timeline = [event_out(e, addresses, urls, l10n) for e in events]
+        replies = await replies_for_messages(db, user_id, [message.id])
     return {
         **message_out(message, l10n),
         "links": [LinkOut(id=link.id, url=link.url, clicks=_clicks(link)) for link in links],
         "events": timeline,
+        "reply_log": [
+            ReplyOut(
+                id=line.id,
+                kind=line.kind,
+                recipient_id=line.recipient_id,
+                from_address=line.from_address,
+                from_name=line.from_name,
+                received_at=line.received_at,
+                status_code=line.status_code,
+                detail=line.detail,
+            )
+            for line in replies.get(message.id, [])
+        ],
     }
 
 

@@ -78,6 +78,23 @@ def describe(item: NotificationItem, l10n: Localizer, *, limit: int | None = Non
     """
     who = _shorten(item.recipient_name or item.recipient_address, limit)
     subject = _shorten(item.subject or l10n.gettext("(no subject)"), limit)
+    if item.kind == "reply":  # B11: from the inbox watch
+        if not item.from_recipient:
+            return l10n.gettext(
+                "%(sender)s (not a recipient) replied to “%(subject)s”",
+                sender=who,
+                subject=subject,
+            )
+        return l10n.gettext(
+            "%(recipient)s replied to “%(subject)s”", recipient=who, subject=subject
+        )
+    if item.kind == "bounce":
+        return l10n.gettext(
+            "“%(subject)s” bounced for %(recipient)s (%(code)s)",
+            recipient=who,
+            subject=subject,
+            code=item.status_code or "?",
+        )
     if item.kind == HitKind.CLICK:
         if item.link_count > 1:
             return l10n.ngettext(

@@ -46,6 +46,7 @@ from mailbeacon.store.mailboxes import (
     save_mailbox,
 )
 from mailbeacon.store.mailboxes import imap_password as stored_imap_password
+from mailbeacon.store.replies import inbox_state
 from mailbeacon.store.tables import User
 from mailbeacon.store.users import delete_mailbox
 from mailbeacon.web import runtime_of
@@ -221,6 +222,8 @@ async def mailbox_page(
     runtime = runtime_of(request)
     mailbox = await own_mailbox(runtime, current.user.id)
     imap = await own_imap(runtime, current.user.id)
+    async with sessions(runtime.engine)() as db:  # B11: the inbox watch, shown by its partial
+        inbox_watch = await inbox_state(db, current.user.id)
     return await render(
         request,
         "account/mailbox.html",
@@ -236,6 +239,7 @@ async def mailbox_page(
             "imap_form": imap_form or ImapForm.of(imap),
             "imap_errors": imap_problems or {},
             "imap_test": imap_test,
+            "inbox_watch": inbox_watch,
         },
         status_code=400 if problems or imap_problems else 200,
     )

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
     RecipientItem,
@@ -80,8 +81,11 @@ async def contact(
         raise HTTPException(404)
     async with database(request) as db:
         view = await queries.contact_view(db, current.user.id, address, page=number)
-    if view is None:
-        raise HTTPException(404)
+        if view is None:
+            raise HTTPException(404)
+        replies = await reply_view(
+            db, current.user.id, [], [(m.message.id, m.recipient.id) for m in view.mails]
+        )
     l10n = localizer_for(request, current)
     items = [
         ContactItem(
@@ -106,5 +110,6 @@ async def contact(
                 contact_url(view.contact.address), number, view.per_page, view.contact.emails
             ),
             **url_builders(),
+            **replies.context(),
         },
     )

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
     TrackIcon,
@@ -70,6 +71,7 @@ async def mail_list(
         result = await queries.mail_page(
             db, current.user.id, page=number, tracked=only_tracked, q=q
         )
+        replies = await reply_view(db, current.user.id, [row.message.id for row in result.rows])
     l10n = localizer_for(request, current)
     filters: dict[str, str | int | None] = {"tracked": "1" if only_tracked else None, "q": q}
     return await render(
@@ -85,5 +87,6 @@ async def mail_list(
             "toggle_tracked_url": url_with("/mail", tracked=None if only_tracked else "1", q=q),
             "pager": pager("/mail", number, result.per_page, result.total, **filters),
             **url_builders(),
+            **replies.context(),
         },
     )

@@ -19,6 +19,7 @@ from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.web import signals_text
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
     database,
@@ -110,8 +111,14 @@ async def message_page(
         raise HTTPException(404)
     async with database(request) as db:
         view = await queries.message_view(db, current.user.id, message_id)
-    if view is None:
-        raise HTTPException(404)
+        if view is None:
+            raise HTTPException(404)
+        replies = await reply_view(
+            db,
+            current.user.id,
+            [view.message.id],
+            [(view.message.id, r.id) for r in view.message.recipients],
+        )
     message = view.message
     l10n = localizer_for(request, current)
     opens, clicks = track_icons(
@@ -141,6 +148,7 @@ async def message_page(
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
             **url_builders(),
+            **replies.context(),
         },
     )
 
