@@ -3,8 +3,9 @@
 Two roles, which one process may combine (tests, `serve --no-worker` off):
 - serving: the hit log behind the collector, the sender that queues mail, and
   a `CpuPool` for the request checks that parse bodies (DESIGN rule 1);
-- working (`run_worker`): the processor, the send worker, and the embedded
-  outbox when no SMTP_URL is set (it lives where the mail is sent from).
+- working (`run_worker`): the processor, the send worker, the embedded
+  outbox when no SMTP_URL is set (it lives where the mail is sent from), and
+  the SMTP submission service for mail clients when a submission port is set.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mailbeacon.mail.destinations import (
 from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
+from mailbeacon.mail.submission import SubmissionHandler, SubmissionServer, tls_context
 from mailbeacon.mail.worker import SendWorker
 from mailbeacon.processor.derive import run_forever
 from mailbeacon.settings import Settings
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Processes for request checks (parsing bodies): two answer a preview while a send is checked.
 CPU_WORKERS = 2
-preload(["mailbeacon.mail.prepare", "mailbeacon.mail.delivery"])
+preload(["mailbeacon.mail.prepare", "mailbeacon.mail.delivery", "mailbeacon.mail.submission"])
 
 
 def outbox_address_file(settings: Settings) -> Path:
@@ -84,8 +86,30 @@ class Runtime:
             self.cpu,
             on_queued=self.send_worker.wake if self.send_worker else None,
         )
+        # The SMTP submission service for mail clients (B12): in the worker, when a port is set.
+        self.submission: SubmissionServer | None = None
+        if run_worker and (settings.submission_port or settings.submission_tls_port):
+            self.submission = self._submission_server()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _submission_server(self) -> SubmissionServer:
+        settings = self.settings
+        assert settings.submission_cert is not None and settings.submission_key is not None
+        handler = SubmissionHandler(
+            self.engine,
+            self.cpu,
+            settings.public_url,
+            on_queued=self.send_worker.wake if self.send_worker else None,
+        )
+        return SubmissionServer(
+            handler,
+            tls_context(settings.submission_cert, settings.submission_key),
+            host=settings.submission_host,
+            port=settings.submission_port or None,
+            tls_port=settings.submission_tls_port or None,
+            hostname=settings.submission_name,
+        )
 
     async def smtp_target_for(self, user: User) -> SmtpTarget:
         """Where a user's mail goes: their own mailbox, the server's, else the outbox."""
@@ -150,6 +174,8 @@ class Runtime:
         if self.send_worker is not None:
             if self.outbox is not None:
                 await self.outbox.start()
+            if self.submission is not None:
+                await self.submission.start()
             self._tasks.append(
                 asyncio.create_task(self.send_worker.run_forever(self._stop), name="send-worker")
             )
@@ -189,6 +215,8 @@ class Runtime:
         """
         if self._serve_hits:
             await self.hits.stop()
+        if self.submission is not None:
+            await self.submission.stop()
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):

@@ -61,6 +61,8 @@ class QueuedMessage:
     to: tuple[tuple[str, str], ...]  # (address, name) in the To header
     cc: tuple[tuple[str, str], ...]
     links: tuple[tuple[int, str], ...]  # (link id, url)
+    # A submitted message's bytes (B12): copies are made from these, not from the bodies.
+    raw_source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,10 @@ class NewMessage:
     untracked_reasons: list[str]
     recipients: tuple[tuple[str, str, str], ...]  # (field, address, name)
     links: tuple[str, ...]
+    source: str = "composer"  # or "smtp": submitted by a mail client (B12)
+    raw_source: bytes | None = None
+    # The toggles used become the next defaults (S6); a mail client's header does not.
+    remember_toggles: bool = True
 
 
 async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
@@ -99,11 +105,12 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
     Plain inserts, not ORM objects: a thousand links cost a few milliseconds.
     """
     async with engine.begin() as conn:
-        await conn.execute(
-            update(User)
-            .where(User.id == new.user_id)
-            .values(last_track_opens=new.requested_opens, last_track_links=new.requested_links)
-        )
+        if new.remember_toggles:
+            await conn.execute(
+                update(User)
+                .where(User.id == new.user_id)
+                .values(last_track_opens=new.requested_opens, last_track_links=new.requested_links)
+            )
         message_id = await conn.scalar(
             insert(Message)
             .values(
@@ -118,6 +125,8 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
                 track_opens=new.track_opens,
                 track_links=new.track_links,
                 untracked_reasons=new.untracked_reasons,
+                source=new.source,
+                raw_source=new.raw_source,
                 status="queued",
                 created_at=now,
                 copies_done=0,
@@ -244,6 +253,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
                     Message.track_opens,
                     Message.track_links,
                     Message.created_at,
+                    Message.raw_source,
                 ).where(Message.id == message_id)
             )
         ).one_or_none()
@@ -275,6 +285,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         to=tuple((p.address, p.name) for p in people if p.field == "to"),
         cc=tuple((p.address, p.name) for p in people if p.field == "cc"),
         links=tuple((link.id, link.url) for link in links),
+        raw_source=row.raw_source,
     )
 
 
