@@ -254,7 +254,9 @@ class SubmissionHandler:
         peer = _peer(server.session)
         if self._failures.blocked(peer):
             return AuthResult(
-                success=False, message="454 4.7.0 Too many failed sign-ins; try again later"
+                success=False,
+                handled=False,
+                message="454 4.7.0 Too many failed sign-ins; try again later",
             )
         try:
             login_text, password_text = login.decode("utf-8"), password.decode("utf-8")
@@ -265,7 +267,7 @@ class SubmissionHandler:
         if user is None:
             self._failures.add(peer)
             log.info("submission: failed sign-in from %s", peer)
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
         return AuthResult(success=True, auth_data=SignedIn(login, user.id))
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
