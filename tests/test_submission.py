@@ -160,7 +160,7 @@ def parts(raw: bytes) -> dict[str, bytes]:
     }
 
 
-async def test_a_starttls_submission_reaches_every_envelope_recipient_tracked_with_attachments_intact(
+async def test_starttls_submission_reaches_each_envelope_recipient_tracked_attachments_intact(
     service: Service, smtp_server: SmtpRecorder
 ) -> None:
     raw = client_message(service.email).as_bytes(policy=SMTP)
