@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import shutil
 import smtplib
 import ssl
@@ -23,11 +24,14 @@ from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import select
 
 from mailbeacon.store.app_passwords import create_app_password
 from mailbeacon.store.db import make_engine, sessions
+from mailbeacon.store.tables import AppPassword
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.helpers import click_urls, delivered, free_port, pixel_url
+from tests.web_helpers import sign_in
 
 ATTACHMENT = bytes(range(256)) * 200 + b"%PDF-1.7 end"
 LOGO = b"\x89PNG\r\n\x1a\n" + bytes(reversed(range(256))) * 16
@@ -110,6 +114,7 @@ async def service(
         submission_host=HOST,
         submission_cert=chain,
         submission_key=key,
+        submission_server_name="localhost",
     )
     found = Service(live, port, tls_port, authority)
     found.password = await new_app_password(live)
@@ -354,3 +359,69 @@ async def test_the_from_address_must_be_the_signed_in_users(service: Service) ->
             return code
 
     assert await asyncio.to_thread(send) == 553
+
+
+# --- the Mail clients settings page ----------------------------------------------------------
+
+NEW_PASSWORD = re.compile(r'id="new-password" class="token-value" value="([a-z2-9-]+)"')
+
+
+async def test_the_mail_clients_page_creates_shows_once_and_revokes_app_passwords(
+    service: Service,
+) -> None:
+    live = service.live
+    browser = await sign_in(live, live.email)
+    page = await browser.get("/settings/mail-clients")
+    assert page.status_code == 200
+    # The exact values to type into a mail client.
+    assert "<code>localhost</code>" in page.text
+    assert f"<code>{service.port}</code>" in page.text and "<code>STARTTLS</code>" in page.text
+    assert f"<code>{service.tls_port}</code>" in page.text and "<code>SSL/TLS</code>" in page.text
+    assert f"<code>{live.email}</code>" in page.text
+    assert 'href="/settings/mail-clients" aria-current="page">Mail clients</a>' in page.text
+
+    assert (await browser.post("/settings/mail-clients", {"name": " "})).status_code == 400
+    created = await browser.post("/settings/mail-clients", {"name": "Outlook"})
+    assert created.status_code == 200
+    assert created.headers["cache-control"] == "no-store"
+    found = NEW_PASSWORD.search(created.text)
+    assert found
+    password = found.group(1)
+    listing = await browser.get("/settings/mail-clients")
+    assert password not in listing.text
+    assert f"<code>{password[:4]}-…</code>" in listing.text and "Outlook" in listing.text
+
+    def login(secret: str) -> int:
+        with service.starttls() as smtp:
+            try:
+                return smtp.login(live.email, secret)[0]
+            except smtplib.SMTPAuthenticationError as exc:
+                return exc.smtp_code
+
+    assert await asyncio.to_thread(login, password) == 235
+    async with live.runtime.engine.connect() as conn:
+        row_id = await conn.scalar(select(AppPassword.id).where(AppPassword.name == "Outlook"))
+    revoked = await browser.post(f"/settings/mail-clients/{row_id}/revoke")
+    assert revoked.status_code == 303
+    assert "The app password is revoked." in (await browser.get(revoked.headers["location"])).text
+    assert await asyncio.to_thread(login, password) == 535
+    await browser.aclose()
+
+
+async def test_another_users_app_password_cannot_be_revoked(service: Service) -> None:
+    live = service.live
+    other_id, _ = await live.add_user("other@example.com")
+    await new_app_password(live, other_id)
+    browser = await sign_in(live, live.email)
+    async with live.runtime.engine.connect() as conn:
+        row_id = await conn.scalar(select(AppPassword.id).where(AppPassword.user_id == other_id))
+    assert (await browser.post(f"/settings/mail-clients/{row_id}/revoke")).status_code == 404
+    assert "other@example.com" not in (await browser.get("/settings/mail-clients")).text
+    await browser.aclose()
+
+
+async def test_the_page_says_when_the_service_is_off(live: LiveApp) -> None:
+    browser = await sign_in(live, live.email)
+    page = await browser.get("/settings/mail-clients")
+    assert "not switched on for this MailBeacon server" in page.text
+    await browser.aclose()
