@@ -26,6 +26,10 @@ import pytest
 import trustme
 from sqlalchemy import select
 
+from mailbeacon.core.limits import MAX_RECIPIENTS
+from mailbeacon.core.submitted import MAX_SUBMISSION_BYTES
+from mailbeacon.mail.submission import MAX_FAILURES
+from mailbeacon.settings import ConfigError, load_settings
 from mailbeacon.store.app_passwords import create_app_password
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import AppPassword
@@ -133,7 +137,8 @@ def client_message(sender: str, **headers: str) -> EmailMessage:
     message["User-Agent"] = "Mozilla Thunderbird"
     for name, value in headers.items():
         message[name.replace("_", "-")] = value
-    message.set_content("Prices: https://example.com/prices\n")
+    # A line starting with a dot: stuffed by the client, unstuffed by us, stuffed again.
+    message.set_content("Prices: https://example.com/prices\n.signature line\n")
     message.add_alternative(
         '<html><body><p>See <a href="https://example.com/prices">our prices</a>.</p>'
         '<img src="cid:logo@thunderbird"></body></html>\n',
@@ -218,6 +223,7 @@ async def test_implicit_tls_with_track_none_sends_untracked_without_the_header(
     copy = parts(mail.raw)
     assert "/o/" not in copy["text/html"].decode()
     assert 'href="https://example.com/prices"' in copy["text/html"].decode()
+    assert copy["text/plain"].decode().endswith("\r\n.signature line\r\n")
     # Apart from the one header, the recipient gets the submitted bytes.
     assert mail.raw.rstrip(b"\r\n") == raw.replace(b"X-MailBeacon-Track: none\r\n", b"").rstrip(
         b"\r\n"
@@ -229,9 +235,9 @@ async def test_swaks_submits_over_starttls_with_auth_login(
     service: Service, smtp_server: SmtpRecorder, tmp_path: Path
 ) -> None:
     raw = client_message(service.email, X_MailBeacon_Track="links").as_bytes(policy=SMTP)
-    # --no-data-fixup sends the file byte for byte: CRLF already, and no line starts with a dot.
+    # --no-data-fixup sends the file byte for byte: CRLF already; we stuff the dots.
     data = tmp_path / "message.eml"
-    data.write_bytes(raw + b".\r\n")
+    data.write_bytes(raw.replace(b"\r\n.", b"\r\n..") + b".\r\n")
     process = await asyncio.create_subprocess_exec(
         "swaks",
         "--server",
@@ -425,3 +431,55 @@ async def test_the_page_says_when_the_service_is_off(live: LiveApp) -> None:
     page = await browser.get("/settings/mail-clients")
     assert "not switched on for this MailBeacon server" in page.text
     await browser.aclose()
+
+
+# --- limits, throttling and configuration -----------------------------------------------------
+
+
+async def test_sizes_and_recipient_counts_are_refused_before_the_message_is_read(
+    service: Service,
+) -> None:
+    def attempt() -> tuple[int, list[int]]:
+        with service.starttls() as smtp:
+            smtp.login(service.email, service.password)
+            too_big, _ = smtp.docmd(
+                "MAIL", f"FROM:<{service.email}> SIZE={MAX_SUBMISSION_BYTES + 1}"
+            )
+            smtp.mail(service.email)
+            codes = [smtp.rcpt(f"r{n}@example.com")[0] for n in range(MAX_RECIPIENTS + 1)]
+            return too_big, codes
+
+    too_big, codes = await asyncio.to_thread(attempt)
+    assert too_big == 552
+    assert codes[:MAX_RECIPIENTS] == [250] * MAX_RECIPIENTS
+    assert codes[MAX_RECIPIENTS] == 452
+
+
+async def test_repeated_failed_sign_ins_are_refused_for_a_while(service: Service) -> None:
+    def attempts() -> list[int]:
+        codes = []
+        with service.starttls() as smtp:
+            for _ in range(MAX_FAILURES):
+                codes.append(smtp.docmd("AUTH", _plain(service.email, "wrong-pass-word"))[0])
+            codes.append(smtp.docmd("AUTH", _plain(service.email, service.password))[0])
+        return codes
+
+    codes = await asyncio.to_thread(attempts)
+    assert codes == [535] * MAX_FAILURES + [454]  # even the right password, for now
+
+
+def _plain(login: str, password: str) -> str:
+    return "PLAIN " + base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+
+
+def test_a_submission_port_without_a_certificate_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MAILBEACON_SUBMISSION_CERT: required"):
+        load_settings(var_dir=tmp_path, submission_port=587)
+    with pytest.raises(ConfigError, match="MAILBEACON_SUBMISSION_KEY: no such file"):
+        (tmp_path / "cert.pem").write_text("x")
+        load_settings(
+            var_dir=tmp_path,
+            submission_tls_port=465,
+            submission_cert=tmp_path / "cert.pem",
+            submission_key=tmp_path / "missing.pem",
+        )

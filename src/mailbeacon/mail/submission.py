@@ -82,8 +82,11 @@ AUTH_REQUIRED = "530 5.7.0 Authentication required"
 
 
 class _QuietAuthWarning(logging.Filter):
+    """aiosmtpd warns about its own choices on every connection or sign-in; they are ours."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "auth_require_tls == False" not in record.getMessage()
+        text = record.getMessage()
+        return "auth_require_tls == False" not in text and "login_data is deprecated" not in text
 
 
 logging.getLogger("mail.log").addFilter(_QuietAuthWarning())
