@@ -475,11 +475,18 @@ def _plain(login: str, password: str) -> str:
 def test_a_submission_port_without_a_certificate_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="MAILBEACON_SUBMISSION_CERT: required"):
         load_settings(var_dir=tmp_path, submission_port=587)
+    (tmp_path / "cert.pem").write_text("not a certificate")
     with pytest.raises(ConfigError, match="MAILBEACON_SUBMISSION_KEY: no such file"):
-        (tmp_path / "cert.pem").write_text("x")
         load_settings(
             var_dir=tmp_path,
             submission_tls_port=465,
             submission_cert=tmp_path / "cert.pem",
             submission_key=tmp_path / "missing.pem",
+        )
+    with pytest.raises(ConfigError, match="not a certificate chain and its private key"):
+        load_settings(
+            var_dir=tmp_path,
+            submission_port=587,
+            submission_cert=tmp_path / "cert.pem",
+            submission_key=tmp_path / "cert.pem",
         )

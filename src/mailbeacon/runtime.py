@@ -28,7 +28,7 @@ from mailbeacon.mail.destinations import (
 from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.smtp import SmtpTarget
-from mailbeacon.mail.submission import SubmissionHandler, SubmissionServer, tls_context
+from mailbeacon.mail.submission import SubmissionHandler, SubmissionServer
 from mailbeacon.mail.worker import SendWorker
 from mailbeacon.processor.derive import run_forever
 from mailbeacon.settings import Settings
@@ -95,7 +95,6 @@ class Runtime:
 
     def _submission_server(self) -> SubmissionServer:
         settings = self.settings
-        assert settings.submission_cert is not None and settings.submission_key is not None
         handler = SubmissionHandler(
             self.engine,
             self.cpu,
@@ -104,7 +103,7 @@ class Runtime:
         )
         return SubmissionServer(
             handler,
-            tls_context(settings.submission_cert, settings.submission_key),
+            settings.submission_ssl_context(),
             host=settings.submission_host,
             port=settings.submission_port or None,
             tls_port=settings.submission_tls_port or None,

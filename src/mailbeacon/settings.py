@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -122,11 +123,26 @@ class Settings(BaseSettings):
                 )
             if not path.is_file():
                 raise ValueError(f"MAILBEACON_SUBMISSION_{name.upper()}: no such file {path}")
+        try:
+            self.submission_ssl_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                "MAILBEACON_SUBMISSION_CERT, MAILBEACON_SUBMISSION_KEY: "
+                f"not a certificate chain and its private key in PEM ({exc})"
+            ) from None
         if self.submission_port and self.submission_port == self.submission_tls_port:
             raise ValueError(
                 "MAILBEACON_SUBMISSION_TLS_PORT: must differ from MAILBEACON_SUBMISSION_PORT"
             )
         return self
+
+    def submission_ssl_context(self) -> ssl.SSLContext:
+        """The submission service's TLS: the operator's certificate, TLS 1.2 or newer."""
+        assert self.submission_cert is not None and self.submission_key is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.submission_cert, self.submission_key)
+        return context
 
     @property
     def submission_name(self) -> str:

@@ -40,7 +40,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
@@ -362,14 +361,6 @@ class SubmissionHandler:
             self._on_queued()
         log.info("submission: message %d queued for user %d", message_id, signed_in.user_id)
         return OK_QUEUED.format(id=message_id)
-
-
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    """The server's TLS context from the operator's certificate and key (TLS 1.2 or newer)."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
 
 
 class SubmissionServer:
