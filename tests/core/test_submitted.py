@@ -11,6 +11,8 @@ from email.policy import SMTP
 from email.policy import default as default_policy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailbeacon.core.submitted import (
     MAX_PARTS,
@@ -196,3 +198,25 @@ def test_too_many_parts_is_refused() -> None:
     raw = b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + parts + b"--b--\r\n"
     with pytest.raises(InvalidSubmission):
         read_submission(raw)
+
+
+@given(
+    attachment=st.binary(max_size=3000),
+    words=st.lists(st.sampled_from(["see", "https://example.com/a", "--b", ".", "ü", "\n"])),
+)
+def test_any_attachment_survives_and_only_links_change(attachment: bytes, words: list[str]) -> None:
+    message = EmailMessage()
+    message["From"] = "a@example.com"
+    message["Message-ID"] = "<p@example.com>"
+    message["Date"] = "Sun, 29 Nov 2026 11:00:00 +0100"
+    body = " ".join(words)
+    message.set_content(body)
+    message.add_alternative(f"<p>{body}</p>", subtype="html")
+    message.add_attachment(attachment, maintype="application", subtype="octet-stream")
+    raw = message.as_bytes(policy=SMTP)
+    copy = render(raw, pixel=None)
+    assert copy.split(b"\r\n\r\n", 1)[0] == raw.split(b"\r\n\r\n", 1)[0]
+    original, rendered = leaves(raw), leaves(copy)
+    assert [kind for kind, _ in rendered] == [kind for kind, _ in original]
+    for (_, before), (_, after) in zip(original, rendered, strict=True):
+        assert after.replace(b"https://t.example/c/21", b"https://example.com/a") == before

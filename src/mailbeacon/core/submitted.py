@@ -152,20 +152,32 @@ def _child_ranges(raw: bytes, start: int, end: int, boundary: str) -> list[tuple
     A delimiter is a whole line ``--boundary`` (``--boundary--`` closes); the
     line break before it belongs to it, so a part's bytes end where that line
     break begins. Preamble and epilogue are not parts (and are kept as they are).
+    Found with `bytes.find`, not a regular expression: a 25 MB attachment is
+    scanned at memory speed.
     """
-    marker = re.escape(b"--" + boundary.encode("ascii", "replace"))
-    delimiter = re.compile(rb"^" + marker + rb"(--)?[ \t]*\r?$", re.MULTILINE)
+    needle = b"--" + boundary.encode("ascii", "replace")
     ranges: list[tuple[int, int]] = []
     opened: int | None = None
-    for match in delimiter.finditer(raw, start, end):
+    at = start
+    while (found := raw.find(needle, at, end)) >= 0:
+        at = found + len(needle)
+        if found != start and raw[found - 1 : found] != b"\n":
+            continue  # "--boundary" inside a line is text
+        line_end = raw.find(b"\n", at, end)
+        line_end = end if line_end < 0 else line_end
+        rest = raw[at:line_end].rstrip(b"\r")
+        closing = rest.startswith(b"--")
+        if (rest[2:] if closing else rest).strip(b" \t"):
+            continue  # a longer boundary that merely starts like ours
         if opened is not None:
-            stop = match.start()
-            if stop > opened and raw[stop - 1 : stop] == b"\n":
+            stop = found
+            if stop > opened:
                 stop -= 2 if raw[stop - 2 : stop] == b"\r\n" else 1
             ranges.append((opened, max(stop, opened)))
-        if match.group(1):  # the close delimiter
+        if closing:
             return ranges
-        opened = match.end() + (1 if raw[match.end() : match.end() + 1] == b"\n" else 0)
+        opened = min(line_end + 1, end)
+        at = opened
     if opened is not None:  # no close delimiter: the last part runs to the end
         ranges.append((opened, end))
     return ranges
