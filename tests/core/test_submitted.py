@@ -20,6 +20,7 @@ from mailbeacon.core.submitted import (
     TrackOverride,
     read_submission,
     render_submitted,
+    sent_copy,
 )
 
 ATTACHMENT = bytes(range(256)) * 64
@@ -220,3 +221,39 @@ def test_any_attachment_survives_and_only_links_change(attachment: bytes, words:
     assert [kind for kind, _ in rendered] == [kind for kind, _ in original]
     for (_, before), (_, after) in zip(original, rendered, strict=True):
         assert after.replace(b"https://t.example/c/21", b"https://example.com/a") == before
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_line_that_tracking_makes_too_long_turns_the_body_quoted_printable(
+    multipart: bool,
+) -> None:
+    links = " ".join(f'<a href="https://example.com/{n}">{n}</a>' for n in range(20))
+    assert len(links) < 998
+    tracked = "https://t.example/c/" + "x" * 60
+    part = b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+    if multipart:
+        raw = (
+            b'From: a@example.com\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            b"--b\r\n" + part + links.encode() + b"\r\n--b--\r\n"
+        )
+    else:
+        raw = b"From: a@example.com\r\n" + part + links.encode() + b"\r\n"
+    copy = render_submitted(
+        raw,
+        pixel_url=None,
+        click_url_for=lambda url: tracked,
+        message_id="<m@example.com>",
+        date=NOW,
+    )
+    assert max(len(line) for line in copy.split(b"\r\n")) <= 998
+    assert copy.count(b"Content-Transfer-Encoding") == 1
+    assert b"Content-Transfer-Encoding: quoted-printable" in copy
+    html = dict(leaves(copy))["text/html"].decode()
+    assert html.strip() == re.sub(r"https://example\.com/\d+", tracked, links)
+
+
+def test_the_sent_folder_copy_keeps_bcc_and_drops_only_our_header() -> None:
+    raw = client_message(X_MailBeacon_Track="links")
+    copy = sent_copy(raw, message_id="<ours@example.com>", date=NOW)
+    assert copy == raw.replace(b"X-MailBeacon-Track: links\r\n", b"")
+    assert b"Bcc: dave@example.com" in copy

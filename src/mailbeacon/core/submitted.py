@@ -41,6 +41,7 @@ __all__ = [
     "TrackOverride",
     "read_submission",
     "render_submitted",
+    "sent_copy",
 ]
 
 MAX_SUBMISSION_BYTES = 25 * 1024 * 1024
@@ -53,7 +54,8 @@ MAX_DEPTH = 30
 """Nesting of multiparts."""
 
 TRACK_HEADER = "X-MailBeacon-Track"
-_REMOVED_HEADERS = frozenset({"bcc", "resent-bcc", TRACK_HEADER.lower()})
+_INSTRUCTIONS = frozenset({TRACK_HEADER.lower()})
+_REMOVED_HEADERS = frozenset({"bcc", "resent-bcc"}) | _INSTRUCTIONS
 _SEALED_TYPES = frozenset(
     {
         "multipart/signed",
@@ -62,6 +64,8 @@ _SEALED_TYPES = frozenset(
         "application/x-pkcs7-mime",
     }
 )
+_CTE = "content-transfer-encoding"
+MAX_LINE_BYTES = 998  # RFC 5322 section 2.1.1, without the line break
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
 
@@ -234,22 +238,32 @@ def _line_ending(raw: bytes) -> bytes:
     return found.group(0) if found else b"\r\n"
 
 
-def _encode(part: _Part, raw: bytes, content: str) -> bytes:
-    """`content` encoded as the part was (same charset, same transfer encoding)."""
+def _encode(part: _Part, raw: bytes, content: str) -> tuple[bytes, bool]:
+    """`content` encoded as the part was (same charset, same transfer encoding), and
+    whether it had to become quoted-printable instead.
+
+    A 7bit or 8bit body may not have lines over 998 bytes (RFC 5322); tracked links
+    are longer than the originals, so a line near the limit can cross it. Such a
+    body is sent quoted-printable, the one change that keeps every character.
+    """
     charset = _charset(part)
     assert charset is not None  # _decode read it
     data = content.encode(charset, "surrogateescape")
     encoding = _transfer_encoding(part)
     eol = _line_ending(raw[part.start : part.end])
+    switched = False
+    if encoding not in ("base64", "quoted-printable"):
+        if max(len(line) for line in data.split(b"\n")) <= MAX_LINE_BYTES:
+            return data, False
+        encoding, switched = "quoted-printable", True
     if encoding == "base64":
         encoded = base64.encodebytes(data).replace(b"\n", eol)
-    elif encoding == "quoted-printable":
-        encoded = binascii.b2a_qp(data).replace(b"\r\n", b"\n").replace(b"\n", eol)
     else:
-        return data
+        encoded = binascii.b2a_qp(data).replace(b"\r\n", b"\n").replace(b"\n", eol)
     # The original body's own ending (often no line break before the delimiter) is kept.
     encoded = encoded.rstrip(b"\r\n")
-    return encoded + eol if raw[part.body_start : part.end].endswith(b"\n") else encoded
+    ends = raw[part.body_start : part.end].endswith(b"\n")
+    return (encoded + eol if ends else encoded), switched
 
 
 def _body_parts(root: _Part) -> list[tuple[str, _Part]]:
@@ -337,13 +351,11 @@ def read_submission(raw: bytes) -> Submission:
     )
 
 
-def _clean_headers(raw: bytes, root: _Part, added: list[bytes]) -> bytes:
-    """The top-level header block without Bcc and our own header, `added` lines first."""
-    head = raw[root.start : root.body_start]
-    lines = re.split(rb"(?<=\n)", head)
+def _filtered_head(head: bytes, removed: frozenset[str], added: list[bytes]) -> bytes:
+    """A header block without the `removed` headers (continuation lines too), `added` first."""
     kept: list[bytes] = list(added)
     dropping = False
-    for line in lines:
+    for line in re.split(rb"(?<=\n)", head):
         if not line:
             continue
         if line[:1] in (b" ", b"\t"):  # a continuation of the header above
@@ -351,7 +363,7 @@ def _clean_headers(raw: bytes, root: _Part, added: list[bytes]) -> bytes:
                 kept.append(line)
             continue
         name = line.split(b":", 1)[0].strip().lower()
-        dropping = name.decode("ascii", "replace") in _REMOVED_HEADERS
+        dropping = name.decode("ascii", "replace") in removed
         if not dropping:
             kept.append(line)
     return b"".join(kept)
@@ -373,6 +385,7 @@ def render_submitted(
     """
     root = _tree(raw)
     eol = _line_ending(raw[root.start : root.body_start] or b"\r\n")
+    root_removed = set(_REMOVED_HEADERS)
     added: list[bytes] = []
     if root.headers.get("Message-ID") is None:
         added.append(b"Message-ID: " + message_id.encode("ascii") + eol)
@@ -392,9 +405,21 @@ def render_submitted(
                 new = rewrite_text(content, click_url_for)
             else:
                 continue
-            if new != content:
-                edits.append((part.body_start, part.end, _encode(part, raw, new)))
-    out = [_clean_headers(raw, root, added)]
+            if new == content:
+                continue
+            body, switched = _encode(part, raw, new)
+            if not switched:
+                edits.append((part.body_start, part.end, body))
+                continue
+            qp = [b"Content-Transfer-Encoding: quoted-printable" + eol]
+            if part is root:  # a single-part message: its headers are the message's
+                root_removed.add(_CTE)
+                added += qp
+                edits.append((part.body_start, part.end, body))
+            else:
+                head = _filtered_head(raw[part.start : part.body_start], frozenset({_CTE}), qp)
+                edits.append((part.start, part.end, head + body))
+    out = [_filtered_head(raw[root.start : root.body_start], frozenset(root_removed), added)]
     at = root.body_start
     for start, end, replacement in edits:
         out.append(raw[at:start])
@@ -402,6 +427,23 @@ def render_submitted(
         at = end
     out.append(raw[at:])
     return b"".join(out)
+
+
+def sent_copy(raw: bytes, *, message_id: str, date: datetime) -> bytes:
+    """The copy for the sender's own Sent folder (B2): as submitted, Bcc kept, untracked.
+
+    Only our instruction header goes; a Message-ID and Date are added as for the
+    recipients' copies, so the Sent copy and theirs share one Message-ID.
+    """
+    root = _tree(raw)
+    eol = _line_ending(raw[root.start : root.body_start] or b"\r\n")
+    added: list[bytes] = []
+    if root.headers.get("Message-ID") is None:
+        added.append(b"Message-ID: " + message_id.encode("ascii") + eol)
+    if root.headers.get("Date") is None:
+        added.append(b"Date: " + format_datetime(date).encode("ascii") + eol)
+    head = _filtered_head(raw[root.start : root.body_start], _INSTRUCTIONS, added)
+    return head + raw[root.body_start :]
 
 
 def new_message_id(domain: str) -> str:
