@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import shutil
 import smtplib
@@ -230,10 +231,13 @@ async def test_implicit_tls_with_track_none_sends_untracked_without_the_header(
     )
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
 async def test_swaks_submits_over_starttls_with_auth_login(
     service: Service, smtp_server: SmtpRecorder, tmp_path: Path
 ) -> None:
+    if shutil.which("swaks") is None:  # Debian's swaks: `make mailbox-deps` installs it
+        if os.environ.get("CI") == "true":
+            pytest.fail("swaks is required under CI")
+        pytest.skip("swaks is not installed (make mailbox-deps)")
     raw = client_message(service.email, X_MailBeacon_Track="links").as_bytes(policy=SMTP)
     # --no-data-fixup sends the file byte for byte: CRLF already; we stuff the dots.
     data = tmp_path / "message.eml"
