@@ -400,7 +400,6 @@ class SubmissionServer:
             # On the implicit port the connection is TLS from the first byte (aiosmtpd only
             # knows about TLS it started itself, so it must not demand STARTTLS there).
             auth_require_tls=not implicit,
-            auth_exclude_mechanism=[],
             loop=loop,
         )
 
