@@ -33,7 +33,7 @@ from mailbeacon.mail.submission import MAX_FAILURES
 from mailbeacon.settings import ConfigError, load_settings
 from mailbeacon.store.app_passwords import create_app_password
 from mailbeacon.store.db import make_engine, sessions
-from mailbeacon.store.tables import AppPassword
+from mailbeacon.store.tables import AppPassword, User
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.helpers import click_urls, delivered, free_port, pixel_url
 from tests.web_helpers import sign_in
@@ -204,6 +204,11 @@ async def test_starttls_submission_reaches_each_envelope_recipient_tracked_attac
         assert b"Message-ID: <thunderbird-1@example.com>" in head
         assert b"User-Agent: Mozilla Thunderbird" in head
     assert len(pixels) == 3  # one pixel per recipient (B1)
+    # The message page shows it like any other, untracked body included.
+    browser = await sign_in(service.live, service.email)
+    page = await browser.get(f"/mail/{detail['id']}")
+    assert page.status_code == 200 and "Our offer" in page.text
+    await browser.aclose()
 
 
 async def test_implicit_tls_with_track_none_sends_untracked_without_the_header(
@@ -219,6 +224,15 @@ async def test_implicit_tls_with_track_none_sends_untracked_without_the_header(
     detail = await service.detail(await asyncio.to_thread(send))
 
     assert not detail["track_opens"] and not detail["track_links"]
+    async with service.live.runtime.engine.connect() as conn:
+        toggles = (
+            await conn.execute(
+                select(User.last_track_opens, User.last_track_links).where(
+                    User.id == service.live.user_id
+                )
+            )
+        ).one()
+    assert tuple(toggles) == (True, True)  # the composer's defaults (S6) are not the header's
     mail = smtp_server.to("bob@example.org")
     assert b"X-MailBeacon-Track" not in mail.raw
     copy = parts(mail.raw)
