@@ -4,8 +4,9 @@ Two roles, which one process may combine (tests, `serve --no-worker` off):
 - serving: the hit log behind the collector, the sender that queues mail, and
   a `CpuPool` for the request checks that parse bodies (DESIGN rule 1);
 - working (`run_worker`): the processor, the send worker, the inbox watch
-  (replies and bounces, B11), and the embedded outbox when no SMTP_URL is set
-  (it lives where the mail is sent from).
+  (replies and bounces, B11), the embedded outbox when no SMTP_URL is set
+  (it lives where the mail is sent from), and the SMTP submission service for
+  mail clients when a submission port is set.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mailbeacon.mail.outbox import Outbox, read_target
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.sentfolder import SentFolder
 from mailbeacon.mail.smtp import SmtpTarget
+from mailbeacon.mail.submission import SubmissionHandler, SubmissionServer
 from mailbeacon.mail.worker import SendWorker
 from mailbeacon.processor.derive import judging_rules, run_forever
 from mailbeacon.settings import Settings
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Processes for request checks (parsing bodies): two answer a preview while a send is checked.
 CPU_WORKERS = 2
-preload(["mailbeacon.mail.prepare", "mailbeacon.mail.delivery"])
+preload(["mailbeacon.mail.prepare", "mailbeacon.mail.delivery", "mailbeacon.mail.submission"])
 
 
 def outbox_address_file(settings: Settings) -> Path:
@@ -101,8 +103,29 @@ class Runtime:
             self.cpu,
             on_queued=self.send_worker.wake if self.send_worker else None,
         )
+        # The SMTP submission service for mail clients (B12): in the worker, when a port is set.
+        self.submission: SubmissionServer | None = None
+        if run_worker and (settings.submission_port or settings.submission_tls_port):
+            self.submission = self._submission_server()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _submission_server(self) -> SubmissionServer:
+        settings = self.settings
+        handler = SubmissionHandler(
+            self.engine,
+            self.cpu,
+            settings.public_url,
+            on_queued=self.send_worker.wake if self.send_worker else None,
+        )
+        return SubmissionServer(
+            handler,
+            settings.submission_ssl_context(),
+            host=settings.submission_host,
+            port=settings.submission_port or None,
+            tls_port=settings.submission_tls_port or None,
+            hostname=settings.submission_name,
+        )
 
     async def smtp_target_for(self, user: User) -> SmtpTarget:
         """Where a user's mail goes: their own mailbox, the server's, else the outbox."""
@@ -167,6 +190,8 @@ class Runtime:
         if self.send_worker is not None:
             if self.outbox is not None:
                 await self.outbox.start()
+            if self.submission is not None:
+                await self.submission.start()
             self._tasks.append(
                 asyncio.create_task(self.send_worker.run_forever(self._stop), name="send-worker")
             )
@@ -218,6 +243,8 @@ class Runtime:
         """
         if self._serve_hits:
             await self.hits.stop()
+        if self.submission is not None:
+            await self.submission.stop()
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):

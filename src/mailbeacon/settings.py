@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mailbeacon.core.forwarded import Network, ProxyHeader, parse_networks
@@ -95,6 +96,72 @@ class Settings(BaseSettings):
         default=False,
         description="Let users' own mailboxes be on loopback, private or link-local addresses.",
     )
+
+    submission_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="SMTP submission port with STARTTLS for mail clients (B12), e.g. 587; 0: off.",
+    )
+    submission_tls_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="SMTP submission port with implicit TLS, e.g. 465; 0: off.",
+    )
+    submission_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - mail clients connect from anywhere, over TLS, with AUTH
+        description="The address the submission service listens on.",
+    )
+    submission_cert: Path | None = Field(
+        default=None, description="PEM certificate chain for the submission service's TLS."
+    )
+    submission_key: Path | None = Field(
+        default=None, description="PEM private key of that certificate."
+    )
+    submission_server_name: str = Field(
+        default="",
+        description="The host name mail clients are told to use (default: PUBLIC_URL's host); "
+        "it must match the certificate.",
+    )
+
+    @model_validator(mode="after")
+    def _submission_has_tls(self) -> Settings:
+        if not (self.submission_port or self.submission_tls_port):
+            return self
+        for name, path in (("cert", self.submission_cert), ("key", self.submission_key)):
+            if path is None:
+                raise ValueError(
+                    f"MAILBEACON_SUBMISSION_{name.upper()}: required when a submission port "
+                    "is set (passwords are only ever accepted over TLS)"
+                )
+            if not path.is_file():
+                raise ValueError(f"MAILBEACON_SUBMISSION_{name.upper()}: no such file {path}")
+        try:
+            self.submission_ssl_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                "MAILBEACON_SUBMISSION_CERT, MAILBEACON_SUBMISSION_KEY: "
+                f"not a certificate chain and its private key in PEM ({exc})"
+            ) from None
+        if self.submission_port and self.submission_port == self.submission_tls_port:
+            raise ValueError(
+                "MAILBEACON_SUBMISSION_TLS_PORT: must differ from MAILBEACON_SUBMISSION_PORT"
+            )
+        return self
+
+    def submission_ssl_context(self) -> ssl.SSLContext:
+        """The submission service's TLS: the operator's certificate, TLS 1.2 or newer."""
+        assert self.submission_cert is not None and self.submission_key is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.submission_cert, self.submission_key)
+        return context
+
+    @property
+    def submission_name(self) -> str:
+        """The server name mail clients are told to connect to."""
+        return self.submission_server_name or urlsplit(self.public_url).hostname or "localhost"
 
     @field_validator("public_url")
     @classmethod
@@ -242,7 +309,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "?"
+            field = ".".join(str(p) for p in error["loc"])
+            if not field:  # a check across settings names them itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             problems.append(f"MAILBEACON_{field.upper()}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
     secure_local_state(settings.var_dir)  # owner-only, existing files repaired with a log line

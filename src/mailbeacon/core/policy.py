@@ -36,6 +36,7 @@ class Untracked(StrEnum):
     NO_HTML_PART = "no_html_part"
     EMPTY_BODY = "empty_body"
     NO_LINKS = "no_links"
+    SEALED = "signed_or_encrypted"
 
 
 REASON_TEXT = {
@@ -48,6 +49,9 @@ REASON_TEXT = {
     ),
     Untracked.EMPTY_BODY: N_("The body is empty, so there is nowhere to place the tracking pixel."),
     Untracked.NO_LINKS: N_("There are no web links to track."),
+    Untracked.SEALED: N_(
+        "The email is signed or encrypted, so it was sent exactly as written, without tracking."
+    ),
 }
 
 # Links left untracked on purpose (a backslash, a tab, a password in the link) are

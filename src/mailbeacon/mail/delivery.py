@@ -35,6 +35,7 @@ from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from mailbeacon.core.addresses import Mailbox, parse_mailbox
 from mailbeacon.core.mime import build_copy
 from mailbeacon.core.rewrite import rewrite_html, rewrite_text
+from mailbeacon.core.submitted import render_submitted
 from mailbeacon.core.tokens import KeyRing
 from mailbeacon.mail.smtp import SmtpTarget
 from mailbeacon.store.sendqueue import QueuedMessage
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +110,23 @@ def render_copy(message: QueuedMessage, order: CopyOrder) -> tuple[bytes, bool]:
             return None
         return f"{base}/c/{keys.sign_click(message.id, order.recipient_id, link_id, url)}"
 
+    pixel = None
+    if message.track_opens:
+        pixel = f"{base}/o/{keys.sign_open(message.id, order.recipient_id)}.gif"
+    clicks = click_url_for if message.track_links else None
+    if message.raw_source is not None:  # from a mail client: its own bytes, rewritten in place
+        raw = render_submitted(
+            message.raw_source,
+            pixel_url=pixel,
+            click_url_for=clicks,
+            message_id=message.message_id_header,
+            date=message.created_at,
+        )
+        head = _BLANK_LINE.split(raw, maxsplit=1)[0]
+        addresses = (message.from_address, order.recipient)
+        return raw, not (head.isascii() and all(a.isascii() for a in addresses))
     html, text = message.html, message.text
     if html is not None:
-        pixel = None
-        if message.track_opens:
-            pixel = f"{base}/o/{keys.sign_open(message.id, order.recipient_id)}.gif"
-        clicks = click_url_for if message.track_links else None
         honeypot = None
         if message.track_links and message.honeypot is not None:
             link_id, url = message.honeypot

@@ -62,6 +62,8 @@ class QueuedMessage:
     cc: tuple[tuple[str, str], ...]
     links: tuple[tuple[int, str], ...]  # (link id, url), the honeypot left out
     honeypot: tuple[int, str] | None = None  # (link id, url) of the invisible link (B3)
+    # A submitted message's bytes (B12): copies are made from these, not from the bodies.
+    raw_source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,10 @@ class NewMessage:
     recipients: tuple[tuple[str, str, str], ...]  # (field, address, name)
     links: tuple[str, ...]
     honeypot_url: str | None = None  # where the invisible link leads (its own Link row)
+    source: str = "composer"  # or "smtp": submitted by a mail client (B12)
+    raw_source: bytes | None = None
+    # The toggles used become the next defaults (S6); a mail client's header does not.
+    remember_toggles: bool = True
 
 
 async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
@@ -101,11 +107,12 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
     Plain inserts, not ORM objects: a thousand links cost a few milliseconds.
     """
     async with engine.begin() as conn:
-        await conn.execute(
-            update(User)
-            .where(User.id == new.user_id)
-            .values(last_track_opens=new.requested_opens, last_track_links=new.requested_links)
-        )
+        if new.remember_toggles:
+            await conn.execute(
+                update(User)
+                .where(User.id == new.user_id)
+                .values(last_track_opens=new.requested_opens, last_track_links=new.requested_links)
+            )
         message_id = await conn.scalar(
             insert(Message)
             .values(
@@ -120,6 +127,8 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
                 track_opens=new.track_opens,
                 track_links=new.track_links,
                 untracked_reasons=new.untracked_reasons,
+                source=new.source,
+                raw_source=new.raw_source,
                 status="queued",
                 created_at=now,
                 copies_done=0,
@@ -252,6 +261,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
                     Message.track_opens,
                     Message.track_links,
                     Message.created_at,
+                    Message.raw_source,
                 ).where(Message.id == message_id)
             )
         ).one_or_none()
@@ -286,6 +296,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         cc=tuple((p.address, p.name) for p in people if p.field == "cc"),
         links=tuple((link.id, link.url) for link in links if not link.honeypot),
         honeypot=next(((link.id, link.url) for link in links if link.honeypot), None),
+        raw_source=row.raw_source,
     )
 
 

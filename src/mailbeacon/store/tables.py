@@ -162,6 +162,25 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class AppPassword(Base):
+    """A password for a mail client's SMTP submission (B12); only its argon2 hash is stored.
+
+    `prefix` (the first characters of the password) picks the one hash to check,
+    so a sign-in costs one argon2 verification however many passwords a user has.
+    """
+
+    __tablename__ = "app_passwords"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    hash: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class OpenAggregates:
     """Counters the processor keeps: counted opens and clicks, first and last."""
 
@@ -217,6 +236,12 @@ class Message(OpenAggregates, Base):
     reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where it came from: "composer" (page, API, CLI) or "smtp" (a mail client, B12).
+    source: Mapped[str] = mapped_column(String(16), default="composer", server_default="composer")
+    # A submitted message's bytes as the client sent them; each copy is made from these
+    # (core.submitted), so attachments and headers go out as written. None: composer.
+    # Deferred: pages that load messages never pull megabytes of attachments.
+    raw_source: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="message", order_by="Recipient.id", cascade="all, delete-orphan"

@@ -32,6 +32,9 @@ NOTICES: dict[str, str] = {
     "mailbox-removed": N_("Your mailbox is removed. Your mail now goes through the default."),
     "password": N_("Your password is changed. You were signed out everywhere else."),
     "revoked": N_("The token is revoked. Anything still using it is refused from now on."),
+    "app-password-revoked": N_(
+        "The app password is revoked. A mail client still using it can no longer send."
+    ),
     "user-added": N_("The user is added. Give them their email address and password."),
     "device-forgotten": N_(
         "The browser is forgotten. It is recognised as you again the next time you use it."
