@@ -46,6 +46,7 @@ from mailbeacon.core.sentcopy import (
     build_sent_copy,
     sent_copy_bytes,
 )
+from mailbeacon.core.submitted import sent_copy
 from mailbeacon.mail.imap import (
     ImapError,
     ImapSession,
@@ -77,7 +78,14 @@ class Saved:
 
 
 def clean_copy(job: SentCopyJob) -> bytes:
-    """The message as the user wrote it, ready for APPEND."""
+    """The message as the user wrote it, ready for APPEND.
+
+    A message from a mail client (B12) is kept as it was submitted, attachments
+    and all (core.submitted.sent_copy), with our mark on top.
+    """
+    if job.raw_source is not None:
+        raw = sent_copy(job.raw_source, message_id=job.message_id_header, date=job.created_at)
+        return f"{SENT_COPY_HEADER}: {SENT_COPY_VALUE}\r\n".encode("ascii") + raw
 
     def boxes(people: tuple[tuple[str, str], ...]) -> tuple[Mailbox, ...]:
         return tuple(Mailbox(address, name) for address, name in people)

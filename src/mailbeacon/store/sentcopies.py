@@ -54,6 +54,8 @@ class SentCopyJob:
     bcc: tuple[tuple[str, str], ...]
     # The clean copy is saved already: only remove tracked copies that arrived since.
     late_sweep: bool = False
+    # A message submitted by a mail client (B12): its own bytes, attachments and all.
+    raw_source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,7 @@ async def _load(engine: AsyncEngine, message_id: int, *, late_sweep: bool) -> Se
                     Message.html_body,
                     Message.text_body,
                     Message.created_at,
+                    Message.raw_source,
                 ).where(Message.id == message_id)
             )
         ).one_or_none()
@@ -171,6 +174,7 @@ async def _load(engine: AsyncEngine, message_id: int, *, late_sweep: bool) -> Se
         cc=of("cc"),
         bcc=of("bcc"),
         late_sweep=late_sweep,
+        raw_source=row.raw_source,
     )
 
 
