@@ -300,6 +300,17 @@ def _read_body(path: str | None) -> str | None:
     return Path(path).read_text(encoding="utf-8")
 
 
+def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
+    """Judge hits given as JSON lines on stdin (see mailbeacon/classify_lines.py)."""
+    from mailbeacon.classify_lines import classify_lines
+    from mailbeacon.store.networks import load_network_table
+
+    table = load_network_table(settings)
+    for answer in classify_lines(sys.stdin, table.tag_of):
+        print(answer)
+    return 0
+
+
 def cmd_send(settings: Settings, args: argparse.Namespace) -> int:
     """Queue an email and print its id and status ("queued").
 
@@ -465,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.set_defaults(handler=cmd_token_create)
 
+    commands.add_parser(
+        "classify", help="judge hits given as JSON lines on stdin (class, reason, client)"
+    ).set_defaults(handler=cmd_classify)
     send = commands.add_parser("send", help="queue an email (a running worker delivers it)")
     send.add_argument("--from", dest="sender", required=True, help="the sending user's email")
     send.add_argument("--to", action="append", default=[])
