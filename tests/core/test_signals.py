@@ -103,8 +103,36 @@ def one(sighting: Sighting, copy: CopyFacts = COPY) -> tuple[SignalClass, Reason
     return judgement.signal, judgement.reason
 
 
+# Sources: Samsung Email sends the plain Android web view agent (matomo device-detector
+# fixtures); Outlook on the web is the browser itself; Safe Links' detonation and
+# Proofpoint's URL Defense click with ordinary Chrome/Edge agents from their own networks
+# (Proofpoint TAP sample click, rapid7/insightconnect-plugins#895).
+SAMSUNG_EMAIL = (
+    "Mozilla/5.0 (Linux; Android 13; SM-S911B Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/119.0.6045.163 Mobile Safari/537.36"
+)
+IPHONE_MAIL = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148"
+)
+EDGE = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+)
+BARRACUDA = "Mozilla/5.0 (compatible; Barracuda Sentinel (EE))"
+
 # (what, hit, class, reason): request shapes on their own, an hour after delivery.
 SHAPES = [
+    ("Samsung Email opens", hit(SAMSUNG_EMAIL), SignalClass.HUMAN, Reason.MAIL_CLIENT),
+    ("iPhone Mail opens", hit(IPHONE_MAIL), SignalClass.HUMAN, Reason.MAIL_CLIENT),
+    ("Outlook on the web (Edge) opens", hit(EDGE), SignalClass.HUMAN, Reason.BROWSER),
+    (
+        "Safe Links from Microsoft's network",
+        hit(EDGE, link=11, network="microsoft"),
+        SignalClass.SCANNER,
+        Reason.SCANNER_NETWORK,
+    ),
+    ("Barracuda's scanner", hit(BARRACUDA, link=11), SignalClass.SCANNER, Reason.SCANNER_AGENT),
     ("Outlook desktop opens", hit(OUTLOOK_WINDOWS), SignalClass.HUMAN, Reason.MAIL_CLIENT),
     ("Apple Mail on macOS opens", hit(APPLE_MAIL_MAC), SignalClass.HUMAN, Reason.MAIL_CLIENT),
     ("Thunderbird opens", hit(THUNDERBIRD), SignalClass.HUMAN, Reason.MAIL_CLIENT),

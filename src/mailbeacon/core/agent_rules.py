@@ -331,12 +331,29 @@ RULES: tuple[Rule, ...] = (
     ),
     # Apple Mail on macOS fetching through CFNetwork ("Mail/1874 CFNetwork/... Darwin/...").
     Rule(
-        re.compile(r"\AMail/\d+ CFNetwork/"),
+        re.compile(r"\AMail/\d+(?:\.\d+)* CFNetwork/"),
         K.MAIL_CLIENT,
         "Apple Mail",
         "macOS",
         f"{DD} Tests/fixtures/desktop.yml (Apple Mail: 'Mail/1874 CFNetwork/673.2.1 ...')",
         "Apple",
+    ),
+    # An Android system web view ("; wv)") fetching a pixel is a mail app rendering the
+    # message: Samsung Email, BlueMail and others send the plain web view agent (Samsung
+    # Email is told apart only by an X-Requested-With header, which is not kept).
+    Rule(
+        # Only the bare web view: an app that adds its own mark ("[Pinterest/Android]",
+        # "[FB_IAB/...]") is that app's in-app browser, a browser.
+        re.compile(
+            r"\AMozilla/5\.0 \(Linux; Android [^)]*; wv\) AppleWebKit/[\d.]+ "
+            r"\(KHTML, like Gecko\) Version/[\d.]+ Chrome/[\d.]+ (?:Mobile )?Safari/[\d.]+\Z"
+        ),
+        K.MAIL_CLIENT,
+        "Mail app",
+        "Android",
+        "https://developer.chrome.com/docs/multidevice/user-agent/#webview-user-agent "
+        "(WebView agents carry '; wv)'); matomo device-detector Tests/fixtures (Samsung Email)",
+        "",
     ),
     # Apple Mail on macOS renders with WebKit and, unlike Safari, sends no "Version/" and
     # no "Safari/": the string ends right after "(KHTML, like Gecko)".
