@@ -186,6 +186,13 @@ SHAPES = [
         Reason.SCANNER_NETWORK,
     ),
     ("the honeypot link", hit(CHROME_WINDOWS, link=HONEYPOT), SignalClass.SCANNER, Reason.HONEYPOT),
+    ("no user agent at all", hit(""), SignalClass.SCANNER, Reason.NO_AGENT),
+    (
+        "an image proxy following a link",
+        hit(GMAIL_PROXY, link=11),
+        SignalClass.SCANNER,
+        Reason.LINK_PREVIEW,
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ README's "Honest signals" section):
 
 1. The request itself: HEAD, or a browser's `Purpose: prefetch`, is software.
 2. The honeypot link, and afterwards the client that followed it, on this copy.
-3. The agent (core.agents): Apple Mail Privacy Protection's bare
+3. The agent (core.agents): no agent at all is software; Apple Mail Privacy Protection's bare
    "Mozilla/5.0" and Gmail's delivery-time fetcher are prefetches; scanners,
    link previews, HTTP libraries and bots are scanners.
 4. The network (tagged at the collector before truncation, core.networks):
@@ -75,6 +75,7 @@ class Reason(StrEnum):
     LINK_PREVIEW = "link_preview"  # chat and social link previews
     HTTP_LIBRARY = "http_library"  # curl, python-requests, Go, Java ...
     BOT_AGENT = "bot_agent"  # other crawlers and headless browsers
+    NO_AGENT = "no_agent"  # no User-Agent at all: every mail app and browser sends one
     SCANNER_NETWORK = "scanner_network"  # from a mail-security vendor's network
     HONEYPOT = "honeypot"  # followed the invisible link
     HONEYPOT_CLIENT = "honeypot_client"  # the client that followed it, on this copy
@@ -301,9 +302,14 @@ def _classify(
         return SignalClass.SCANNER, Reason.PREFETCH_HEADER
     if hit.link_id is not None and hit.link_id in copy.honeypot_ids:
         return SignalClass.SCANNER, Reason.HONEYPOT
+    if not hit.user_agent.strip():
+        return SignalClass.SCANNER, Reason.NO_AGENT
     by_agent = _AGENT_RULES.get(agent.kind)
     if by_agent is not None:
         return by_agent
+    if agent.kind is AgentKind.IMAGE_PROXY and hit.kind is HitKind.CLICK:
+        # Image proxies fetch images; one that follows a link is previewing it.
+        return SignalClass.SCANNER, Reason.LINK_PREVIEW
     if hit.network in SCANNER_NETWORKS and agent.kind is not AgentKind.IMAGE_PROXY:
         return SignalClass.SCANNER, Reason.SCANNER_NETWORK
     if _followed_honeypot(hit, copy, history):

@@ -51,6 +51,7 @@ REASON_TEXT: dict[str, str] = {
     Reason.LINK_PREVIEW: N_("A chat or social app fetched the link to show a preview."),
     Reason.HTTP_LIBRARY: N_("A program, not a mail app or browser, made this request."),
     Reason.BOT_AGENT: N_("A crawler or automated browser made this request."),
+    Reason.NO_AGENT: N_("The request named no client at all; every mail app and browser does."),
     Reason.SCANNER_NETWORK: N_("The request came from a mail-security company's network."),
     Reason.HONEYPOT: N_("It followed an invisible link that no person can see or click."),
     Reason.HONEYPOT_CLIENT: N_(
