@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from mailbeacon.mail.reminders import ReminderWorker
+from mailbeacon.store import reminders
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import Notification, Recipient, Reminder, User
 from tests.conftest import LiveApp, SmtpRecorder
@@ -252,3 +253,24 @@ async def test_the_settings_default_turns_the_composer_reminder_on(live: LiveApp
     assert refused.status_code == 400
     assert "Enter a whole number of days from 1 to 60." in refused.text
     await browser.aclose()
+
+
+async def test_an_open_between_reading_and_firing_keeps_the_reminder_from_firing(
+    live: LiveApp,
+) -> None:
+    message_id = await send(live, {"condition": "not_opened", "days": 1}, to=[ANNA])
+    later = datetime.now(UTC) + LATER
+    [pending] = await reminders.due(live.runtime.engine, later)
+    # The processor counts Anna's open after the worker read the reminder as due.
+    await query(
+        live,
+        update(Recipient)
+        .where(Recipient.message_id == message_id)
+        .values(open_count=1)
+        .returning(Recipient.id),
+    )
+    assert await reminders.fire(live.runtime.engine, pending.id, pending.condition, later) is None
+    assert await states(live, message_id) == {ANNA: "pending"}
+    assert await reminders.close_met(live.runtime.engine, later) == 1
+    assert await states(live, message_id) == {ANNA: "met"}
+    assert await reminder_notifications(live) == 0

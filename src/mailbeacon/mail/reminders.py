@@ -110,9 +110,9 @@ class ReminderWorker:
                 self._engine, pending.id, State.CANCELLED, now
             )
         elif action is Action.FIRE:
-            fired = await reminders.fire(self._engine, pending.id, now)
+            fired = await reminders.fire(self._engine, pending.id, pending.condition, now)
             if fired is None:
-                return  # someone else fired it
+                return  # someone else fired it, or it was met meanwhile (the next sweep says so)
             result.fired.append(fired.id)
             log.info("reminder %d fired (message %d)", fired.id, fired.message_id)
             if fired.email_me:

@@ -14,6 +14,8 @@ from datetime import datetime
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Exists
 
 from mailbeacon.core.reminders import Condition, Progress, Rule, State, due_at, trackable
 from mailbeacon.store.db import sessions
@@ -91,7 +93,7 @@ async def create(db: AsyncSession, user_id: int, message_id: int, rule: Rule) ->
     return [row.id for row in rows]
 
 
-def _met_clause(condition: Condition) -> object:
+def _met_clause(condition: Condition) -> ColumnElement[bool]:
     """SQL twin of core.reminders.condition_met, for the sweep that closes met reminders."""
     replied = Recipient.replied_at.is_not(None)
     if condition is Condition.NOT_OPENED:
@@ -110,10 +112,7 @@ async def close_met(engine: AsyncEngine, now: datetime) -> int:
     closed = 0
     async with sessions(engine)() as db, db.begin():
         for condition in Condition:
-            met = exists().where(
-                Recipient.id == Reminder.recipient_id,
-                _met_clause(condition),  # type: ignore[arg-type]
-            )
+            met = _met(condition)
             result = await db.execute(
                 update(Reminder)
                 .where(
@@ -185,16 +184,32 @@ async def close(engine: AsyncEngine, reminder_id: int, state: State, now: dateti
     return bool(getattr(result, "rowcount", 0))
 
 
-async def fire(engine: AsyncEngine, reminder_id: int, now: datetime) -> FiredReminder | None:
+def _met(condition: Condition) -> Exists:
+    """Whether a reminder's copy has met `condition` (a correlated EXISTS)."""
+    return exists().where(
+        Recipient.id == Reminder.recipient_id,
+        _met_clause(condition),
+    )
+
+
+async def fire(
+    engine: AsyncEngine, reminder_id: int, condition: Condition, now: datetime
+) -> FiredReminder | None:
     """Claim a pending reminder and raise its notification, in one transaction.
 
-    None when another worker (or an earlier run of this one) claimed it first:
-    the conditional UPDATE changes the row for exactly one caller.
+    None when another worker (or an earlier run of this one) claimed it first,
+    or when its reader did what it waits for since it was read: the conditional
+    UPDATE changes the row for exactly one caller, and only while unmet.
     """
     async with sessions(engine)() as db, db.begin():
         result = await db.execute(
             update(Reminder)
-            .where(Reminder.id == reminder_id, Reminder.state == State.PENDING.value)
+            .where(
+                Reminder.id == reminder_id,
+                Reminder.state == State.PENDING.value,
+                Reminder.condition == condition.value,
+                ~_met(condition),
+            )
             .values(state=State.FIRED.value, fired_at=now)
             .execution_options(synchronize_session=False)
         )
