@@ -28,6 +28,7 @@ from mailbeacon.mail.destinations import (
 )
 from mailbeacon.mail.inbox import InboxWatcher, configured_accounts
 from mailbeacon.mail.outbox import Outbox, read_target
+from mailbeacon.mail.reminders import ReminderWorker
 from mailbeacon.mail.sending import Sender
 from mailbeacon.mail.sentfolder import SentFolder
 from mailbeacon.mail.smtp import SmtpTarget
@@ -38,6 +39,7 @@ from mailbeacon.settings import Settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.hitlog import HitLog
 from mailbeacon.store.mailboxes import load_mailbox, mailbox_password
+from mailbeacon.store.reminders import FiredReminder
 from mailbeacon.store.tables import User
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class Runtime:
                 address_file=outbox_address_file(settings),
             )
         self.send_worker: SendWorker | None = None
+        # Follow-up reminders (B5): notifications, and emails through the user's own target.
+        self.reminders: ReminderWorker | None = None
         # Replies and bounces from each user's inbox (B11), beside the send worker.
         self.inbox: InboxWatcher | None = None
         if run_worker:
@@ -96,6 +100,9 @@ class Runtime:
                 sent_folder=SentFolder(
                     self.engine, self.fernet, allow_private=settings.smtp_allow_private
                 ),
+            )
+            self.reminders = ReminderWorker(
+                self.engine, self.smtp_target_for_user, self._reminder_wording
             )
         self.sender = Sender(
             self.engine,
@@ -126,6 +133,12 @@ class Runtime:
             tls_port=settings.submission_tls_port or None,
             hostname=settings.submission_name,
         )
+
+    def _reminder_wording(self, fired: FiredReminder) -> tuple[str, str]:
+        """The reminder email's words come from the web layer's translations."""
+        from mailbeacon.web.reminders_text import reminder_email
+
+        return reminder_email(fired, self.settings.public_url)
 
     async def smtp_target_for(self, user: User) -> SmtpTarget:
         """Where a user's mail goes: their own mailbox, the server's, else the outbox."""
@@ -209,6 +222,10 @@ class Runtime:
                     name="processor",
                 )
             )
+            if self.reminders is not None:
+                self._tasks.append(
+                    asyncio.create_task(self.reminders.run_forever(self._stop), name="reminders")
+                )
             if self.inbox is not None:
                 self._tasks.append(
                     asyncio.create_task(self.inbox.run_forever(self._stop), name="inbox")

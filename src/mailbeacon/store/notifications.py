@@ -14,7 +14,15 @@ from datetime import datetime
 from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailbeacon.store.tables import Link, Message, Notification, Recipient, Reply, WebSession
+from mailbeacon.store.tables import (
+    Link,
+    Message,
+    Notification,
+    Recipient,
+    Reminder,
+    Reply,
+    WebSession,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,9 @@ class NotificationItem:
     # Replies and bounces (B11): whether the sender was a recipient, a bounce's code.
     from_recipient: bool = True
     status_code: str = ""
+    # A follow-up reminder (B5, kind "reminder"): its condition and days.
+    reminder_condition: str = ""
+    reminder_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +58,18 @@ class UnreadState:
     latest_id: int
 
 
-def _items(user_id: int) -> Select[Notification, Recipient, Message, str, Reply]:
+def _items(user_id: int) -> Select[Notification, Recipient, Message, str, Reply, Reminder]:
     # Link.url is NULL for opens (outer join): `_item` takes `str | None`. A reply
     # (B11) from someone who was not a recipient has no recipient: its sender is
     # named from the reply row instead.
     return (
-        select(Notification, Recipient, Message, Link.url, Reply)
+        select(Notification, Recipient, Message, Link.url, Reply, Reminder)
         .join(Message, Message.id == Notification.message_id)
         .outerjoin(Recipient, Recipient.id == Notification.recipient_id)
         # The honeypot link's address is never shown to a user (B3): "a link" at most.
         .outerjoin(Link, and_(Link.id == Notification.link_id, Link.honeypot.is_(False)))
         .outerjoin(Reply, Reply.id == Notification.reply_id)
+        .outerjoin(Reminder, Reminder.id == Notification.reminder_id)
         .where(Notification.user_id == user_id, Message.user_id == user_id)
     )
 
@@ -97,6 +109,7 @@ def _item(
     message: Message,
     url: str | None,
     reply: Reply | None = None,
+    reminder: Reminder | None = None,
 ) -> NotificationItem:
     if recipient is not None:
         name, address = recipient.name, recipient.address
@@ -119,6 +132,8 @@ def _item(
         recipient_id=recipient.id if recipient is not None else 0,
         from_recipient=recipient is not None,
         status_code=reply.status_code if reply is not None else "",
+        reminder_condition=reminder.condition if reminder is not None else "",
+        reminder_days=reminder.days if reminder is not None else 0,
     )
 
 

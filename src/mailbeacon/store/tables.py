@@ -145,6 +145,11 @@ class User(Base):
     # A re-open notifies only after this many quiet hours since the last counted
     # open of that recipient (B3: notifications are not noise).
     reopen_quiet_hours: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # The composer's follow-up reminder default (B5): '' is off, else a
+    # core.reminders.Condition; after how many days; and whether to email too.
+    reminder_condition: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    reminder_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    reminder_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiToken(Base):
@@ -488,6 +493,10 @@ class Notification(Base):
     # clicked 3 links"): how many events it stands for, and distinct links.
     event_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     link_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # A follow-up reminder that fired (B5; kind "reminder"): at most one notification each.
+    reminder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reminders.id", ondelete="CASCADE"), unique=True, nullable=True
+    )
 
 
 class NotifiedHit(Base):
@@ -594,3 +603,38 @@ class Reply(Base):
     counted_open: Mapped[bool] = mapped_column(Boolean, default=False)
     source_key: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Reminder(Base):
+    """A follow-up reminder for one recipient's copy (B5; rules in core.reminders).
+
+    One row per recipient, because each copy is tracked on its own (B1): the
+    user is reminded about exactly the people who stayed silent. `state` moves
+    only away from "pending", by a conditional UPDATE, so it fires at most once
+    however many workers look and however often they restart.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("recipients.id", ondelete="CASCADE"), unique=True
+    )
+    condition: Mapped[str] = mapped_column(String(16))  # not_opened, not_clicked, not_replied
+    days: Mapped[int] = mapped_column(Integer)
+    email_me: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # pending -> fired | met | cancelled.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When it left "pending" for met or cancelled.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The email to the user themselves: '' (not asked), sending, sent or failed (its error).
+    email_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    email_error: Mapped[str] = mapped_column(Text, default="", server_default="")

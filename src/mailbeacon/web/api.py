@@ -7,7 +7,7 @@ never a 403, so ids reveal nothing (S7, DESIGN rule 4).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,8 +25,10 @@ from mailbeacon.core.compose import (
 )
 from mailbeacon.core.policy import reason_text
 from mailbeacon.core.readership import ReadingStatus
+from mailbeacon.core.reminders import MAX_DAYS, MIN_DAYS, Condition, Rule
 from mailbeacon.mail.sending import SendInput, load_message
 from mailbeacon.runtime import Runtime
+from mailbeacon.store import reminders
 from mailbeacon.store.accounts import user_for_api_token
 from mailbeacon.store.db import sessions
 from mailbeacon.store.replies import delivery_status, replies_for_messages
@@ -91,6 +93,16 @@ def _addresses(value: list[str] | str | None) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
+class ReminderIn(BaseModel):
+    """A follow-up reminder (B5): a notification (and, with `email_me`, an email to you)
+    for each recipient who has not opened / clicked / replied after `days` days, at
+    the same time of day in your time zone. It stops once they do."""
+
+    condition: Literal["not_opened", "not_clicked", "not_replied"]
+    days: int = Field(ge=MIN_DAYS, le=MAX_DAYS)
+    email_me: bool = False
+
+
 class MessageIn(BaseModel):
     """An email to send. Omitted toggles take your last choice (S6)."""
 
@@ -102,6 +114,9 @@ class MessageIn(BaseModel):
     text: str | None = Field(default=None, max_length=MAX_BODY_CHARS)
     track_opens: bool | None = None
     track_links: bool | None = None
+    reminder: ReminderIn | None = Field(
+        default=None, description="Remind me if not opened / clicked / replied (B5)."
+    )
 
     @field_validator("to", "cc", "bcc", mode="before")
     @classmethod
@@ -381,6 +396,10 @@ async def send_message(body: MessageIn, request: Request, user_id: UserId) -> di
         )
     except InvalidRequest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [request_error(exc)]) from exc
+    if body.reminder is not None:
+        rule = Rule(Condition(body.reminder.condition), body.reminder.days, body.reminder.email_me)
+        async with sessions(runtime.engine)() as db, db.begin():
+            await reminders.create(db, user_id, message_id, rule)
     answer = await _detail(runtime, user_id, message_id)
     # The status as stored: a worker polling the queue may have claimed it since.
     answer["status"] = "queued"

@@ -37,6 +37,7 @@ from mailbeacon.web.auth import SignedIn, require_csrf, require_user, signed_in
 from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.inputs import id_or_404, parse_cursor, parse_page
 from mailbeacon.web.paging import pager
+from mailbeacon.web.reminders_text import reminder_sentence
 from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -88,6 +89,8 @@ def describe(item: NotificationItem, l10n: Localizer, *, limit: int | None = Non
         return l10n.gettext(
             "%(recipient)s replied to “%(subject)s”", recipient=who, subject=subject
         )
+    if item.kind == "reminder":  # B5: a follow-up reminder fired
+        return reminder_sentence(item.reminder_condition, item.reminder_days, who, subject, l10n)
     if item.kind == "bounce":
         return l10n.gettext(
             "“%(subject)s” bounced for %(recipient)s (%(code)s)",

@@ -18,13 +18,14 @@ from fastapi.responses import HTMLResponse, Response
 from mailbeacon.core.addresses import InvalidAddress, has_control_characters, parse_mailbox
 from mailbeacon.core.addresses import Mailbox as Address
 from mailbeacon.core.policy import N_
+from mailbeacon.core.reminders import InvalidRule
 from mailbeacon.store.db import sessions
 from mailbeacon.store.devices import devices_of, forget_device
 from mailbeacon.store.tables import User
 from mailbeacon.web import runtime_of, signals_text
 from mailbeacon.web.auth import signed_in
 from mailbeacon.web.devices import client_device
-from mailbeacon.web.i18n import LANGUAGES, time_zones
+from mailbeacon.web.i18n import LANGUAGES, Localizer, time_zones
 from mailbeacon.web.inputs import id_or_404
 from mailbeacon.web.pages.account.common import (
     CheckedUser,
@@ -36,6 +37,7 @@ from mailbeacon.web.pages.account.common import (
     notice_for,
     redirect_done,
 )
+from mailbeacon.web.pages.mail.reminder_form import CONDITIONS, ReminderForm, reminder_problem
 from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -175,20 +177,30 @@ async def general_page(
     *,
     problems: Problems | None = None,
     notice: str | None = None,
+    reminder: ReminderForm | None = None,
+    reminder_error: str = "",
 ) -> HTMLResponse:
     current = await signed_in(request)
+    if reminder is None:
+        reminder = ReminderForm.of(current.user) if current else ReminderForm()
     devices = await device_items(request, current.user.id) if current else []
     return await render(
         request,
         "account/general.html",
         {
             "form": form,
-            "errors": problems or {},
             "notice": notice,
             "zone_groups": time_zone_groups(),
             "devices": devices,
+            # The default follow-up reminder (B5; account/_reminder_default.html).
+            "reminder": reminder,
+            "reminder_conditions": CONDITIONS,
+            "errors": {
+                **(problems or {}),
+                **({"reminder": reminder_error} if reminder_error else {}),
+            },
         },
-        status_code=400 if problems else 200,
+        status_code=400 if problems or reminder_error else 200,
     )
 
 
@@ -224,8 +236,11 @@ async def save_general(
         ),
     )
     problems = check_general(form, current.user.email)
-    if problems:
-        return await general_page(request, form, problems=problems)
+    reminder, reminder_error = await default_reminder(request, current.user)
+    if problems or reminder_error:
+        return await general_page(
+            request, form, problems=problems, reminder=reminder, reminder_error=reminder_error
+        )
     async with sessions(runtime_of(request).engine)() as db, db.begin():
         user = await db.get_one(User, current.user.id)
         user.display_name = form.display_name
@@ -236,7 +251,29 @@ async def save_general(
         user.link_tracking = form.link_tracking
         user.notify_tracking = form.notify_tracking
         user.reopen_quiet_hours = quiet_hours(form.reopen_quiet_hours) or 0
+        rule = reminder.rule()
+        user.reminder_condition = rule.condition.value if rule else ""
+        if rule is not None:
+            user.reminder_days = rule.days
+        user.reminder_email = reminder.email_me
     return redirect_done("/settings", "saved")
+
+
+async def default_reminder(request: Request, user: User) -> tuple[ReminderForm, str]:
+    """The posted default reminder (B5) and its problem in the user's words ('' if none).
+
+    A form from before this setting existed (no `reminder_days`) keeps it as it was.
+    """
+    posted = await request.form()
+    if "reminder_days" not in posted:
+        return ReminderForm.of(user), ""
+    reminder = ReminderForm.from_form(posted)
+    try:
+        reminder.rule()
+    except InvalidRule as exc:
+        message, values = reminder_problem(exc)
+        return reminder, Localizer(user.locale, user.timezone).gettext(message, **values)
+    return reminder, ""
 
 
 @router.post("/settings/devices/{device_id}/forget")

@@ -10,12 +10,16 @@ from starlette.datastructures import FormData
 
 from mailbeacon.core.compose import REQUEST_PROBLEMS, InvalidRequest
 from mailbeacon.core.policy import LINK_PROBLEM_PREFIX, N_, REASON_TEXT, Untracked, reason_text
+from mailbeacon.core.reminders import InvalidRule, Rule
 from mailbeacon.mail.prepare import check_sizes
 from mailbeacon.mail.sending import SendInput
+from mailbeacon.store import reminders
+from mailbeacon.store.db import sessions
 from mailbeacon.store.tables import User
 from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn
 from mailbeacon.web.i18n import Localizer
+from mailbeacon.web.pages.mail.reminder_form import CONDITIONS, ReminderForm, reminder_problem
 from mailbeacon.web.pages.mail.shared import LINK_REASONS, OPEN_REASONS, Checked, Current
 from mailbeacon.web.render import localizer_for, render
 
@@ -147,13 +151,20 @@ async def compose_page(
     form: ComposeForm,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    reminder: ReminderForm | None = None,
 ) -> HTMLResponse:
     """The composer; shared by the blank form and a failed send, so both show the preview."""
     preview = await tracking_preview(request, current.user, form)
     return await render(
         request,
         "mail/compose.html",
-        {"form": form, "errors": errors or {}, "preview": preview},
+        {
+            "form": form,
+            "errors": errors or {},
+            "preview": preview,
+            "reminder": reminder or ReminderForm.of(current.user),
+            "reminder_conditions": CONDITIONS,
+        },
         status_code=status_code,
     )
 
@@ -168,15 +179,36 @@ async def compose(request: Request, current: Current, to: str = "") -> HTMLRespo
 async def send(request: Request, current: Checked) -> Response:
     """Queue the email and show its page (which follows delivery live), or show the form
     again with the user's input and the error by its field."""
-    form = ComposeForm.from_form(await request.form())
+    posted = await request.form()
+    form = ComposeForm.from_form(posted)
+    reminder = ReminderForm.from_form(posted)
+    try:
+        rule = reminder.rule()
+    except InvalidRule as exc:
+        message, values = reminder_problem(exc)
+        problem = localizer_for(request, current).gettext(message, **values)
+        return await compose_page(
+            request, current, form, {"reminder": problem}, status_code=422, reminder=reminder
+        )
     sender = runtime_of(request).sender
     try:
         message_id = await sender.enqueue(current.user.id, form.send_input(current.user))
     except InvalidRequest as exc:
         field, problem = field_error(exc, localizer_for(request, current))
-        return await compose_page(request, current, form, {field: problem}, status_code=422)
+        return await compose_page(
+            request, current, form, {field: problem}, status_code=422, reminder=reminder
+        )
+    await keep_reminder(request, current.user.id, message_id, rule)
     sender.notify_queued()
     return RedirectResponse(f"/mail/{message_id}?sent=1", status_code=303)
+
+
+async def keep_reminder(request: Request, user_id: int, message_id: int, rule: Rule | None) -> None:
+    """Store the follow-up reminder of a queued message (B5), one per recipient."""
+    if rule is None:
+        return
+    async with sessions(runtime_of(request).engine)() as db, db.begin():
+        await reminders.create(db, user_id, message_id, rule)
 
 
 @router.post("/mail/tracking-preview")
