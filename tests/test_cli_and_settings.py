@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbeacon.settings import ConfigError, load_settings
-from tests.helpers import free_port
+from tests.helpers import READER_AGENT, free_port
 
 MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
 
@@ -170,7 +170,9 @@ def test_serve_runs_web_collector_and_worker_until_stopped(tmp_path: Path) -> No
 
         keys = KeyRing.from_secrets([(tmp_path / "var" / "secret_keys").read_text().strip()])
         recipient = sent["recipients"][0]["id"]
-        assert httpx.get(f"{base}/o/{keys.sign_open(sent['id'], recipient)}.gif").status_code == 200
+        pixel = f"{base}/o/{keys.sign_open(sent['id'], recipient)}.gif"
+        reader = {"User-Agent": READER_AGENT}  # a mail client (B3: httpx's agent is software)
+        assert httpx.get(pixel, headers=reader).status_code == 200
         while True:  # the worker process derives the open
             detail = httpx.get(f"{base}/api/v1/messages/{sent['id']}", headers=auth).json()
             if detail["opens"]["count"] == 1:

@@ -5,7 +5,7 @@ copy's open icon says how it was opened, in words."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.test_web_signals import seed
@@ -33,7 +33,7 @@ async def test_machine_events_unfold_and_tooltips_say_the_status(
         reason = folded.get_by_text("Apple Mail Privacy Protection loads images when mail arrives")
         assert not await reason.is_visible()  # folded until asked for
         await folded.locator("summary").click()
-        assert await folded.evaluate("d => d.open")
+        await expect(folded).to_have_js_property("open", True)
         assert await reason.is_visible()
         assert await folded.get_by_text("Every link of the email was clicked at once.").is_visible()
         repeats = page.locator("details.repeats")
