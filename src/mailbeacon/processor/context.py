@@ -95,8 +95,9 @@ async def load_copies(db: AsyncSession, rows: Sequence[Any], rules: Rules) -> di
     message_ids = {message.id for _, message, _ in recipients}
     links = await _links(db, message_ids)
     devices = await _devices(db, {user.id for _, _, user in recipients}, first)
-    earlier = await _earlier_events(db, recipient_ids, first - rules.lookback)
-    marked = await _honeypot_clients(db, recipient_ids)
+    earlier = await _earlier_events(db, recipient_ids, first - rules.lookback, last)
+    honeypot_ids = {link for _, honeypots in links.values() for link in honeypots}
+    marked = await _honeypot_clients(db, recipient_ids, honeypot_ids)
     later = await _later_hits(db, recipient_ids, first - rules.lookback, last + rules.lookahead)
     copies: dict[int, CopyState] = {}
     for recipient, message, user in recipients:
@@ -171,13 +172,17 @@ async def _devices(
 
 
 async def _earlier_events(
-    db: AsyncSession, recipient_ids: Iterable[int], since: datetime
+    db: AsyncSession, recipient_ids: Iterable[int], since: datetime, until: datetime
 ) -> dict[int, list[Judged]]:
-    """recipient id -> its events since `since`, judged, in time order."""
+    """recipient id -> its events in [since, until], judged, in time order."""
     rows = await db.execute(
         select(Event, HitRow.hit_id, HitRow.method, HitRow.prefetch)
         .join(HitRow, HitRow.seq == Event.hit_seq)
-        .where(Event.recipient_id.in_(recipient_ids), Event.occurred_at >= since)
+        .where(
+            Event.recipient_id.in_(recipient_ids),
+            Event.occurred_at >= since,
+            Event.occurred_at <= until,
+        )
         .order_by(Event.occurred_at, Event.hit_seq)
     )
     found: defaultdict[int, list[Judged]] = defaultdict(list)
@@ -216,12 +221,20 @@ def _reason(value: str) -> Reason:
 
 
 async def _honeypot_clients(
-    db: AsyncSession, recipient_ids: Iterable[int]
+    db: AsyncSession, recipient_ids: Iterable[int], honeypot_ids: set[int]
 ) -> dict[int, frozenset[Client]]:
-    """recipient id -> every client that ever followed that copy's honeypot."""
+    """recipient id -> every client that ever followed that copy's honeypot.
+
+    Found through the honeypot links' own events (the link_id index), so the
+    cost is the honeypot's clicks, never the copy's whole history.
+    """
+    if not honeypot_ids:
+        return {}
     rows = await db.execute(
         select(Event.recipient_id, Event.user_agent, Event.ip).where(
-            Event.recipient_id.in_(recipient_ids), Event.reason == Reason.HONEYPOT.value
+            Event.link_id.in_(honeypot_ids),
+            Event.recipient_id.in_(recipient_ids),
+            Event.reason == Reason.HONEYPOT.value,
         )
     )
     found: defaultdict[int, set[Client]] = defaultdict(set)
