@@ -181,7 +181,9 @@ async def set_zone(url: str, user_id: int, zone: str) -> None:
     engine = make_engine(url)
     try:
         async with sessions(engine)() as db, db.begin():
-            await db.execute(update(User).where(User.id == user_id).values(timezone=zone))
+            await db.execute(
+                update(User).where(User.id == user_id).values(timezone=zone, timezone_chosen=True)
+            )
     finally:
         await engine.dispose()
 

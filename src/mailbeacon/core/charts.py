@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from html import escape
 
 # The drawing area, in viewBox units; the SVG scales to its container.
-WIDTH = 640
-HEIGHT = 260
-LEFT = 56  # room for the y-axis tick labels and its title
+WIDTH = 960
+NARROW = 440  # the phone version: fewer labels, text that stays legible when scaled down
+HEIGHT = 300
+LEFT = 64  # room for the y-axis tick labels and its title
 RIGHT = 16
-TOP = 16
+TOP = 34  # room for the legend above the plot
 BOTTOM = 56  # room for the x-axis tick labels and its title
 MAX_X_LABELS = 8
 # Cells a spreadsheet would read as a formula (CSV injection), and the prefix that
@@ -41,6 +42,11 @@ class ChartText:
     description: str
     x_label: str
     y_label: str
+    width: int = WIDTH
+
+    @property
+    def narrow(self) -> bool:
+        return self.width < 700
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +57,26 @@ class Series:
     values: tuple[float | None, ...]
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (axis maxima)."""
+def nice_step(value: float, *, whole: bool = False) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (axis steps);
+    with `whole`, the smallest whole one."""
     if value <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if value <= step * power + 1e-9 * power:
-            return step * power
-    return 10.0 * power  # pragma: no cover - the loop always returns
+    steps = [m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0)]
+    if whole:
+        steps = [step for step in steps if step >= 1 and step == int(step)] or [1.0]
+    return next((step for step in steps if value <= step * (1 + 1e-9)), steps[-1])
 
 
-def ticks(maximum: float, count: int = 4) -> list[float]:
-    """Evenly spaced axis values from 0 to `maximum` inclusive."""
-    return [maximum * index / count for index in range(count + 1)]
+def scale(top: float, *, whole: bool = True, most: int = 5) -> list[float]:
+    """Axis values from 0 up to at least `top`, in at most `most` round steps.
+
+    `whole` keeps steps whole numbers, for counts: three emails never read "1.25".
+    """
+    step = nice_step(top / most, whole=whole) if top > 0 else 1.0
+    count = max(1, math.ceil(top / step - 1e-9))
+    return [step * index for index in range(count + 1)]
 
 
 def label_every(count: int, most: int = MAX_X_LABELS) -> int:
@@ -80,7 +92,7 @@ def _number(value: float) -> str:
 def _svg_open(text: ChartText, kind: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{kind}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" id="{escape(text.dom_id)}" '
+        f'viewBox="0 0 {text.width} {HEIGHT}" role="img" id="{escape(text.dom_id)}" '
         f'aria-labelledby="{escape(text.dom_id)}-title {escape(text.dom_id)}-desc">',
         f'<title id="{escape(text.dom_id)}-title">{escape(text.title)}</title>',
         f'<desc id="{escape(text.dom_id)}-desc">{escape(text.description)}</desc>',
@@ -88,16 +100,17 @@ def _svg_open(text: ChartText, kind: str) -> list[str]:
 
 
 def _axes(
-    text: ChartText, labels: Sequence[str], maximum: float, unit: str, slot: float
+    text: ChartText, labels: Sequence[str], values: Sequence[float], unit: str, slot: float
 ) -> list[str]:
     """Grid lines with y ticks, category labels under the x axis, both axis titles."""
     bottom = HEIGHT - BOTTOM
     plot_height = bottom - TOP
+    maximum = values[-1]
     parts = ['<g class="axis y-axis" aria-hidden="true">']
-    for value in ticks(maximum):
+    for value in values:
         y = bottom - plot_height * (value / maximum)
         parts.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="grid" x1="{LEFT}" x2="{text.width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{escape(_number(value) + unit)}</text>"
         )
@@ -107,9 +120,10 @@ def _axes(
     )
     parts.append('<g class="axis x-axis" aria-hidden="true">')
     parts.append(
-        f'<line class="baseline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{bottom}" y2="{bottom}"/>'
+        f'<line class="baseline" x1="{LEFT}" x2="{text.width - RIGHT}" '
+        f'y1="{bottom}" y2="{bottom}"/>'
     )
-    every = label_every(len(labels))
+    every = label_every(len(labels), 4 if text.narrow else MAX_X_LABELS)
     for index, label in enumerate(labels):
         if index % every:
             continue
@@ -118,20 +132,20 @@ def _axes(
             f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(label)}</text>'
         )
     parts.append(
-        f'<text class="axis-title" x="{LEFT + (WIDTH - LEFT - RIGHT) / 2:.1f}" '
+        f'<text class="axis-title" x="{LEFT + (text.width - LEFT - RIGHT) / 2:.1f}" '
         f'y="{HEIGHT - 8}" text-anchor="middle">{escape(text.x_label)}</text></g>'
     )
     return parts
 
 
-def _legend(series: Sequence[Series]) -> list[str]:
+def _legend(series: Sequence[Series], width: int) -> list[str]:
     """Series names top right, each beside its colour (only with more than one series)."""
     if len(series) < 2:
         return []
     parts = ['<g class="legend" aria-hidden="true">']
-    x = WIDTH - RIGHT
+    x = width - RIGHT
     for index, one in reversed(list(enumerate(series))):
-        width = 14 + 7 * len(one.name)
+        width = 16 + 8 * len(one.name)
         x -= width + 12
         parts.append(
             f'<rect class="series-{index}" x="{x}" y="2" width="10" height="10" rx="2"/>'
@@ -146,15 +160,18 @@ def bar_chart(
 ) -> str:
     """Vertical bars, one group per label and one bar per series, each bar titled with its value."""
     top_value = max((v for s in series for v in s.values if v is not None), default=0.0)
-    maximum = nice_ceiling(top_value)
-    slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
-    bar = max(1.0, slot * 0.8 / max(1, len(series)))
+    axis = scale(top_value)
+    maximum = axis[-1]
+    slot = (text.width - LEFT - RIGHT) / max(1, len(labels))
+    bar = max(1.0, min(slot * 0.8 / max(1, len(series)), 48.0))
     bottom = HEIGHT - BOTTOM
     plot_height = bottom - TOP
-    parts = _svg_open(text, "bar") + _axes(text, labels, maximum, unit, slot) + _legend(series)
+    parts = (
+        _svg_open(text, "bar") + _axes(text, labels, axis, unit, slot) + _legend(series, text.width)
+    )
     parts.append('<g class="marks">')
     for index, label in enumerate(labels):
-        start = LEFT + slot * index + slot * 0.1
+        start = LEFT + slot * (index + 0.5) - bar * len(series) / 2
         for number, one in enumerate(series):
             value = one.values[index] if index < len(one.values) else None
             if not value:
@@ -180,11 +197,16 @@ def line_chart(
 ) -> str:
     """Lines with a titled dot per value; a gap (None) breaks the line rather than faking a 0."""
     top_value = max((v for s in series for v in s.values if v is not None), default=0.0)
-    ceiling = maximum if maximum is not None else nice_ceiling(top_value)
-    slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
+    axis = scale(maximum if maximum is not None else top_value, whole=False, most=4)
+    ceiling = axis[-1]
+    slot = (text.width - LEFT - RIGHT) / max(1, len(labels))
     bottom = HEIGHT - BOTTOM
     plot_height = bottom - TOP
-    parts = _svg_open(text, "line") + _axes(text, labels, ceiling, unit, slot) + _legend(series)
+    parts = (
+        _svg_open(text, "line")
+        + _axes(text, labels, axis, unit, slot)
+        + _legend(series, text.width)
+    )
     parts.append('<g class="marks">')
     for number, one in enumerate(series):
         runs: list[list[tuple[float, float]]] = [[]]
@@ -252,13 +274,14 @@ def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 def hbar_chart(labels: Sequence[str], values: Sequence[float], text: ChartText) -> str:
     """Horizontal bars, one per label (long labels, like URLs), largest first as given."""
     row = 26
-    label_width = 230
+    label_width = 170 if text.narrow else 330
+    longest = 20 if text.narrow else 40
     height = TOP + row * max(1, len(labels)) + 40
-    maximum = nice_ceiling(max(values, default=0.0))
-    plot = WIDTH - label_width - RIGHT - 40
+    maximum = scale(max(values, default=0.0))[-1]
+    plot = text.width - label_width - RIGHT - 40
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-hbar" '
-        f'viewBox="0 0 {WIDTH} {height}" role="img" id="{escape(text.dom_id)}" '
+        f'viewBox="0 0 {text.width} {height}" role="img" id="{escape(text.dom_id)}" '
         f'aria-labelledby="{escape(text.dom_id)}-title {escape(text.dom_id)}-desc">',
         f'<title id="{escape(text.dom_id)}-title">{escape(text.title)}</title>',
         f'<desc id="{escape(text.dom_id)}-desc">{escape(text.description)}</desc>',
@@ -266,7 +289,7 @@ def hbar_chart(labels: Sequence[str], values: Sequence[float], text: ChartText) 
     ]
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = TOP + row * index
-        shown = label if len(label) <= 34 else label[:33] + "…"
+        shown = label if len(label) <= longest else label[: longest - 1] + "…"
         width = plot * value / maximum
         parts.append(
             f'<text class="bar-label" x="{label_width - 8}" y="{y + 16}" text-anchor="end" '

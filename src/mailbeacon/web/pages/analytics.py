@@ -20,7 +20,16 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
-from mailbeacon.core.charts import ChartText, Series, bar_chart, hbar_chart, line_chart, to_csv
+from mailbeacon.core.charts import (
+    NARROW,
+    WIDTH,
+    ChartText,
+    Series,
+    bar_chart,
+    hbar_chart,
+    line_chart,
+    to_csv,
+)
 from mailbeacon.store.analytics import MAX_DAYS, Grouping, Period, Report, last_days, report
 from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.mail.shared import Current, database
@@ -127,6 +136,19 @@ def first_open_labels(l10n: Localizer) -> list[str]:
     ]
 
 
+def first_open_short_labels(l10n: Localizer) -> list[str]:
+    """The same bars, short enough to sit under a chart at phone width."""
+    return [
+        l10n.gettext("< 10 min"),
+        l10n.gettext("10–60 min"),
+        l10n.gettext("1–4 h"),
+        l10n.gettext("4–24 h"),
+        l10n.gettext("1–3 days"),
+        l10n.gettext("3–7 days"),
+        l10n.gettext("> 7 days"),
+    ]
+
+
 def tables(data: Report, l10n: Localizer) -> dict[str, Table]:
     """Every chart's numbers, for the page and for the CSV downloads."""
     g = l10n.gettext
@@ -207,13 +229,15 @@ class Block:
     heading: str
     note: str
     svg: Markup | None
+    svg_narrow: Markup | None  # the same chart drawn for phones (the page shows one)
     table: Table
     cells: list[list[str]]
     csv_url: str
 
 
-def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, Markup | None]:
-    """The SVG of each chart; None where there is nothing to draw."""
+def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Markup | None]:
+    """The SVG of each chart at one width; None where there is nothing to draw."""
+    suffix = "" if width == WIDTH else "-narrow"
     g = l10n.gettext
     by = data.period.by
     labels = [day_label(b.start, l10n, by) for b in data.buckets]
@@ -235,11 +259,12 @@ def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, 
                 Series(g("Delivered"), tuple(float(b.tally.delivered) for b in data.buckets)),
             ],
             ChartText(
-                "chart-volume",
+                f"chart-volume{suffix}",
                 g("Copies sent"),
                 f"{g('Copies sent and delivered, per day or week.')} {span} {after}",
                 axis,
                 g("Copies"),
+                width=width,
             ),
         )
     )
@@ -252,11 +277,12 @@ def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, 
                 Series(g("Reply rate"), tuple(b.tally.reply_rate for b in data.buckets)),
             ],
             ChartText(
-                "chart-rates",
+                f"chart-rates{suffix}",
                 g("Open, click and reply rates"),
                 f"{g('Share of delivered copies opened, clicked and replied to.')} {span} {after}",
                 axis,
                 g("% of delivered copies"),
+                width=width,
             ),
             unit="%",
             maximum=100.0,
@@ -265,14 +291,15 @@ def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, 
     if data.first_opens.total:
         drawn["first-open"] = Markup(  # noqa: S704
             bar_chart(
-                [str(row[0]) for row in found["first-open"].rows],
+                first_open_short_labels(l10n),
                 [Series(g("Copies"), tuple(float(n) for _, n in data.first_opens.histogram))],
                 ChartText(
-                    "chart-first-open",
+                    f"chart-first-open{suffix}",
                     g("Time to first open"),
                     f"{g('How long opened copies waited for their first open.')} {after}",
                     g("Time to first open"),
                     g("Copies"),
+                    width=width,
                 ),
             )
         )
@@ -282,11 +309,12 @@ def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, 
                 [row.url for row in data.links],
                 [float(row.clicks) for row in data.links],
                 ChartText(
-                    "chart-links",
+                    f"chart-links{suffix}",
                     g("Top links"),
                     f"{g('The most clicked links, by counted clicks.')} {after}",
                     g("Clicks"),
                     g("Link"),
+                    width=width,
                 ),
             )
         )
@@ -296,7 +324,8 @@ def charts(data: Report, found: dict[str, Table], l10n: Localizer) -> dict[str, 
 def blocks(data: Report, l10n: Localizer, choice: Choice, root: str) -> list[Block]:
     g = l10n.gettext
     found = tables(data, l10n)
-    drawn = charts(data, found, l10n)
+    drawn = charts(data, l10n)
+    narrow = charts(data, l10n, NARROW)
     headings: dict[str, tuple[str, str]] = {
         "volume": (g("Copies sent"), ""),
         "rates": (
@@ -317,6 +346,7 @@ def blocks(data: Report, l10n: Localizer, choice: Choice, root: str) -> list[Blo
             headings[name][0],
             headings[name][1],
             drawn[name],
+            narrow[name],
             found[name],
             [[cell_text(v, l10n, by) for v in row] for row in found[name].rows],
             f"{root}/analytics/{name}.csv?{choice.query()}",
