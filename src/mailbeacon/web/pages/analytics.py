@@ -151,26 +151,26 @@ def first_open_short_labels(l10n: Localizer) -> list[str]:
 
 def tables(data: Report, l10n: Localizer) -> dict[str, Table]:
     """Every chart's numbers, for the page and for the CSV downloads."""
-    g = l10n.gettext
-    when = g("Week starting") if data.period.by == "week" else g("Day")
+    _ = l10n.gettext
+    when = _("Week starting") if data.period.by == "week" else _("Day")
     buckets = data.buckets
     return {
         "volume": Table(
             "volume",
-            [when, g("Sent"), g("Delivered")],
+            [when, _("Sent"), _("Delivered")],
             [[b.start, b.tally.sent, b.tally.delivered] for b in buckets],
         ),
         "rates": Table(
             "rates",
             [
                 when,
-                g("Delivered"),
-                g("Opened"),
-                g("Open rate (%)"),
-                g("Clicked"),
-                g("Click rate (%)"),
-                g("Replied"),
-                g("Reply rate (%)"),
+                _("Delivered"),
+                _("Opened"),
+                _("Open rate (%)"),
+                _("Clicked"),
+                _("Click rate (%)"),
+                _("Replied"),
+                _("Reply rate (%)"),
             ],
             [
                 [
@@ -188,7 +188,7 @@ def tables(data: Report, l10n: Localizer) -> dict[str, Table]:
         ),
         "first-open": Table(
             "first-open",
-            [g("Time to first open"), g("Copies")],
+            [_("Time to first open"), _("Copies")],
             [
                 [label, n]
                 for label, (_, n) in zip(
@@ -198,20 +198,20 @@ def tables(data: Report, l10n: Localizer) -> dict[str, Table]:
         ),
         "links": Table(
             "links",
-            [g("Link"), g("Clicks"), g("Recipients who clicked")],
+            [_("Link"), _("Clicks"), _("Recipients who clicked")],
             [[row.url, row.clicks, row.people] for row in data.links],
         ),
         "contacts": Table(
             "contacts",
             [
-                g("Address"),
-                g("Name"),
-                g("Delivered"),
-                g("Opened"),
-                g("Clicked"),
-                g("Replied"),
-                g("Opens"),
-                g("Clicks"),
+                _("Address"),
+                _("Name"),
+                _("Delivered"),
+                _("Opened"),
+                _("Clicked"),
+                _("Replied"),
+                _("Opens"),
+                _("Clicks"),
             ],
             [
                 [c.address, c.name, c.copies, c.opened, c.clicked, c.replied, c.opens, c.clicks]
@@ -238,16 +238,16 @@ class Block:
 def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Markup | None]:
     """The SVG of each chart at one width; None where there is nothing to draw."""
     suffix = "" if width == WIDTH else "-narrow"
-    g = l10n.gettext
+    _ = l10n.gettext
     by = data.period.by
     labels = [day_label(b.start, l10n, by) for b in data.buckets]
-    axis = g("Week starting") if by == "week" else g("Day")
-    span = g(
+    axis = _("Week starting") if by == "week" else _("Day")
+    span = _(
         "From %(first)s to %(last)s.",
         first=day_label(data.period.first_day, l10n, "day", long=True),
         last=day_label(data.period.last_day, l10n, "day", long=True),
     )
-    after = g("The table below the chart holds the same numbers.")
+    after = _("The table below the chart holds the same numbers.")
     drawn: dict[str, Markup | None] = {name: None for name in CHARTS}
     if not data.totals.sent:
         return drawn
@@ -255,15 +255,15 @@ def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Marku
         bar_chart(
             labels,
             [
-                Series(g("Sent"), tuple(float(b.tally.sent) for b in data.buckets)),
-                Series(g("Delivered"), tuple(float(b.tally.delivered) for b in data.buckets)),
+                Series(_("Sent"), tuple(float(b.tally.sent) for b in data.buckets)),
+                Series(_("Delivered"), tuple(float(b.tally.delivered) for b in data.buckets)),
             ],
             ChartText(
                 f"chart-volume{suffix}",
-                g("Copies sent"),
-                f"{g('Copies sent and delivered, per day or week.')} {span} {after}",
+                _("Copies sent"),
+                " ".join((_("Copies sent and delivered, per day or week."), span, after)),
                 axis,
-                g("Copies"),
+                _("Copies"),
                 width=width,
             ),
         )
@@ -272,16 +272,18 @@ def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Marku
         line_chart(
             labels,
             [
-                Series(g("Open rate"), tuple(b.tally.open_rate for b in data.buckets)),
-                Series(g("Click rate"), tuple(b.tally.click_rate for b in data.buckets)),
-                Series(g("Reply rate"), tuple(b.tally.reply_rate for b in data.buckets)),
+                Series(_("Open rate"), tuple(b.tally.open_rate for b in data.buckets)),
+                Series(_("Click rate"), tuple(b.tally.click_rate for b in data.buckets)),
+                Series(_("Reply rate"), tuple(b.tally.reply_rate for b in data.buckets)),
             ],
             ChartText(
                 f"chart-rates{suffix}",
-                g("Open, click and reply rates"),
-                f"{g('Share of delivered copies opened, clicked and replied to.')} {span} {after}",
+                _("Open, click and reply rates"),
+                " ".join(
+                    (_("Share of delivered copies opened, clicked and replied to."), span, after)
+                ),
                 axis,
-                g("% of delivered copies"),
+                _("Percent of delivered copies"),
                 width=width,
             ),
             unit="%",
@@ -292,13 +294,13 @@ def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Marku
         drawn["first-open"] = Markup(  # noqa: S704
             bar_chart(
                 first_open_short_labels(l10n),
-                [Series(g("Copies"), tuple(float(n) for _, n in data.first_opens.histogram))],
+                [Series(_("Copies"), tuple(float(n) for _, n in data.first_opens.histogram))],
                 ChartText(
                     f"chart-first-open{suffix}",
-                    g("Time to first open"),
-                    f"{g('How long opened copies waited for their first open.')} {after}",
-                    g("Time to first open"),
-                    g("Copies"),
+                    _("Time to first open"),
+                    " ".join((_("How long opened copies waited for their first open."), after)),
+                    _("Time to first open"),
+                    _("Copies"),
                     width=width,
                 ),
             )
@@ -310,10 +312,10 @@ def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Marku
                 [float(row.clicks) for row in data.links],
                 ChartText(
                     f"chart-links{suffix}",
-                    g("Top links"),
-                    f"{g('The most clicked links, by counted clicks.')} {after}",
-                    g("Clicks"),
-                    g("Link"),
+                    _("Top links"),
+                    " ".join((_("The most clicked links, by counted clicks."), after)),
+                    _("Clicks"),
+                    _("Link"),
                     width=width,
                 ),
             )
@@ -322,21 +324,21 @@ def charts(data: Report, l10n: Localizer, width: int = WIDTH) -> dict[str, Marku
 
 
 def blocks(data: Report, l10n: Localizer, choice: Choice, root: str) -> list[Block]:
-    g = l10n.gettext
+    _ = l10n.gettext
     found = tables(data, l10n)
     drawn = charts(data, l10n)
     narrow = charts(data, l10n, NARROW)
     headings: dict[str, tuple[str, str]] = {
-        "volume": (g("Copies sent"), ""),
+        "volume": (_("Copies sent"), ""),
         "rates": (
-            g("Open, click and reply rates"),
-            g("Each day's copies, and what became of them since."),
+            _("Open, click and reply rates"),
+            _("Each day's copies, and what became of them since."),
         ),
-        "first-open": (g("Time to first open"), ""),
-        "links": (g("Top links"), g("Counted clicks on the copies sent in this period.")),
+        "first-open": (_("Time to first open"), ""),
+        "links": (_("Top links"), _("Counted clicks on the copies sent in this period.")),
         "contacts": (
-            g("Most engaged contacts"),
-            g("Ordered by replies, then clicks, then opens."),
+            _("Most engaged contacts"),
+            _("Ordered by replies, then clicks, then opens."),
         ),
     }
     by = data.period.by
