@@ -9,17 +9,21 @@ period, so no test depends on today's date.
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import Any
 
+import httpx
 from sqlalchemy import update
 
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import Event, Link, Message, Recipient, User
 from tests.conftest import LiveApp
-from tests.web_helpers import sign_in
+from tests.web_helpers import LOGIN_CSRF, PASSWORD, sign_in
 
 PERIOD = "period=custom&from=2026-03-02&to=2026-03-04"
 ZONE = "Europe/Stockholm"  # UTC+1 in March 2026: 23:30 UTC on the 2nd is the 3rd there
@@ -385,3 +389,33 @@ async def test_the_page_needs_a_signed_in_user(live: LiveApp) -> None:
     assert "/login" in response.headers["location"]
     response = await live.client.get("/analytics/rates.csv", follow_redirects=False)
     assert response.status_code in (303, 307)
+
+
+async def test_every_link_and_the_csv_download_work_under_a_path_prefix(
+    serve_app: Any, database_url: str
+) -> None:
+    live = await serve_app(database_url, public_path="/mb")
+    await seeded(live)
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=15) as client:
+        login = await client.get("/mb/login")
+        token = LOGIN_CSRF.search(login.text)
+        assert token is not None
+        signed = await client.post(
+            "/mb/login",
+            data={
+                "email": live.email,
+                "password": PASSWORD,
+                "login_csrf": token.group(1),
+                "next": "/analytics",
+            },
+        )
+        assert signed.headers["location"] == "/mb/analytics"
+        page = await client.get(f"/mb/analytics?{PERIOD}")
+        assert page.status_code == 200
+        links = re.findall(r'(?:href|src|action)="(/[^"]*)"', page.text)
+        assert links and all(link.startswith("/mb/") for link in links), links
+        assert 'aria-current="page"' in page.text.split('href="/mb/analytics"', 1)[1][:40]
+        csv_link = next(link for link in links if "/analytics/rates.csv" in link)
+        download = await client.get(html.unescape(csv_link))
+        assert download.status_code == 200
+        assert read_csv(download.text)[1][:3] == ["2026-03-02", "2", "1"]
