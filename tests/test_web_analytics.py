@@ -45,6 +45,7 @@ class Copy:
     opens: int = 0
     clicks: int = 0
     replies: int = 0
+    auto_replied: bool = False
 
 
 class Seeder:
@@ -89,6 +90,9 @@ class Seeder:
                             click_count=copy.clicks,
                             reply_count=copy.replies,
                             replied_at=sent + timedelta(hours=3) if copy.replies else None,
+                            auto_replied_at=sent + timedelta(minutes=1)
+                            if copy.auto_replied
+                            else None,
                         )
                     )
                 rows = [Link(url=url) for url in links]
@@ -158,7 +162,8 @@ async def seed_history(url: str, user_id: int, other_user_id: int) -> None:
             Copy("dora@example.com", "Dora", opened_after=timedelta(hours=30), opens=1),
         ],
     )
-    await seed.message(user_id, at(4, 10), [Copy("eve@example.com")])
+    # Eve's out-of-office answer is labelled, never a reply (B11).
+    await seed.message(user_id, at(4, 10), [Copy("eve@example.com", auto_replied=True)])
     # Thursday the 5th: after the period.
     await seed.message(
         user_id, at(5, 10), [Copy("anna@example.com", opened_after=timedelta(minutes=1), opens=9)]
@@ -322,6 +327,26 @@ async def test_seeded_history_gives_the_right_numbers_in_tables_and_csv(live: Li
         assert weekly.tables["rates"][1:] == [
             ["Week of Mar 2, 2026", "5", "3", "60.0 %", "1", "20.0 %", "1", "20.0 %"],
         ]
+    finally:
+        await browser.aclose()
+
+
+async def test_the_page_speaks_the_users_language(live: LiveApp) -> None:
+    await seeded(live)
+    engine = make_engine(live.settings.effective_database_url)
+    try:
+        async with sessions(engine)() as db, db.begin():
+            await db.execute(update(User).where(User.id == live.user_id).values(locale="de"))
+    finally:
+        await engine.dispose()
+    browser = await sign_in(live, live.email)
+    try:
+        page = await browser.get(f"/analytics?{PERIOD}")
+        assert "<h1>Auswertungen</h1>" in page.text
+        found = Tables(page.text)
+        assert found.kpis["open-rate"] == "60,0 %"
+        assert found.tables["rates"][0][:3] == ["Tag", "Zugestellt", "Geöffnet"]
+        assert found.tables["rates"][1][0] == "2. März 2026"
     finally:
         await browser.aclose()
 
