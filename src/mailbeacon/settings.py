@@ -32,6 +32,7 @@ PATH_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
 APP_PATHS = frozenset(
     {"o", "c", "api", "static", "login", "logout", "mail", "contacts", "settings"}
     | {"notifications", "outbox"}
+    | {"analytics"}
 )
 
 

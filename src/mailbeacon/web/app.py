@@ -87,9 +87,12 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
 
 def page_routers() -> list[APIRouter]:
     """Every page module's router (imported here so the modules stay independent)."""
-    from mailbeacon.web.pages import account, mail, notifications, outbox
+    from mailbeacon.web.pages import account, analytics, mail, notifications, outbox
 
-    return [auth.router, mail.router, account.router, notifications.router, outbox.router]
+    return [
+        *(auth.router, mail.router, account.router, notifications.router, outbox.router),
+        analytics.router,
+    ]
 
 
 async def error_page(request: Request, status_code: int, kind: str) -> Response:
