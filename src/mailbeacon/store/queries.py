@@ -12,11 +12,11 @@ ten lines for its tooltip).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -27,6 +27,11 @@ CONTACTS_PER_PAGE = 50
 TIP_LINES = 10  # counted events loaded per row and kind, for tooltips
 TIMELINE_LIMIT = 500  # newest events shown on a message page
 MAX_SEARCH = 200
+# How a list is ordered: by when it was sent (the default) or by its latest
+# counted open, click or reply, newest first, so the hottest mail is on top.
+SORT_SENT = "sent"
+SORT_ACTIVITY = "activity"
+SORTS = frozenset({SORT_SENT, SORT_ACTIVITY})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,11 @@ class ContactRow:
     last_sent: datetime | None
     opens: int
     clicks: int
+    last_open_at: datetime | None = None
+    last_click_at: datetime | None = None
+    replies: int = 0
+    last_reply_at: datetime | None = None
+    last_click_url: str | None = None  # the newest counted click's link (contact list only)
 
 
 @dataclass(slots=True)
@@ -146,6 +156,36 @@ def _tracked() -> ColumnElement[bool]:
     return or_(Message.track_opens, Message.track_links)
 
 
+def latest(*moments: Any) -> ColumnElement[Any]:
+    """The latest of some nullable moments, NULL when all are: one portable CASE.
+
+    PostgreSQL's GREATEST skips NULLs but SQLite's max() returns NULL for any,
+    so neither is used; the CASE reads the same on both.
+    """
+    result: ColumnElement[Any] = moments[0]
+    for moment in moments[1:]:
+        result = case(
+            (result.is_(None), moment),
+            (moment.is_(None), result),
+            (moment > result, moment),
+            else_=result,
+        )
+    return result
+
+
+def message_activity() -> ColumnElement[Any]:
+    """A message's last counted open, click or reply (the "Last activity" column)."""
+    return latest(Message.last_open_at, Message.last_click_at, Message.last_reply_at)
+
+
+def _mail_order(sort: str) -> tuple[Any, ...]:
+    newest_sent = (Message.created_at.desc(), Message.id.desc())
+    if sort == SORT_ACTIVITY:
+        # Mail with no activity yet goes last, newest sent first among it.
+        return (message_activity().desc().nulls_last(), *newest_sent)
+    return newest_sent
+
+
 def _mail_filters(user_id: int, *, tracked: bool, q: str) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Message.user_id == user_id]
     if tracked:
@@ -167,9 +207,10 @@ async def mail_page(
     page: int = 1,
     tracked: bool = False,
     q: str = "",
+    sort: str = SORT_SENT,
     per_page: int = PER_PAGE,
 ) -> MailPage:
-    """A page of the user's sent mail, newest first, filtered by tracking and search."""
+    """A page of the user's sent mail, newest first (sent or last activity), filtered."""
     where = _mail_filters(user_id, tracked=tracked, q=q)
     total = int(await db.scalar(select(func.count(Message.id)).where(*where)) or 0)
     has_any = total > 0 or bool(
@@ -179,7 +220,7 @@ async def mail_page(
         await db.scalars(
             select(Message)
             .where(*where)
-            .order_by(Message.created_at.desc(), Message.id.desc())
+            .order_by(*_mail_order(sort))
             .offset((page - 1) * per_page)
             .limit(per_page)
         )
@@ -360,11 +401,22 @@ def _contact_columns() -> tuple[Any, ...]:
         func.max(Message.created_at),
         func.coalesce(func.sum(Recipient.open_count), 0),
         func.coalesce(func.sum(Recipient.click_count), 0),
+        func.max(Recipient.last_open_at),
+        func.max(Recipient.last_click_at),
+        func.coalesce(func.sum(Recipient.reply_count), 0),
+        func.max(Recipient.replied_at),
     )
 
 
+def contact_activity() -> ColumnElement[Any]:
+    """A contact's last counted open, click or (first) reply over every copy."""
+    return func.max(latest(Recipient.last_open_at, Recipient.last_click_at, Recipient.replied_at))
+
+
 def _contact_row(values: Sequence[Any]) -> ContactRow:
-    address, name, emails, last_sent, opens, clicks = values
+    address, name, emails, last_sent, opens, clicks, last_open, last_click, replies, replied = (
+        values
+    )
     return ContactRow(
         address=address,
         name=name or "",
@@ -372,13 +424,49 @@ def _contact_row(values: Sequence[Any]) -> ContactRow:
         last_sent=last_sent,
         opens=int(opens),
         clicks=int(clicks),
+        last_open_at=last_open,
+        last_click_at=last_click,
+        replies=int(replies),
+        last_reply_at=replied,
     )
 
 
+async def _newest_clicks(db: AsyncSession, user_id: int, keys: list[str]) -> dict[str, str]:
+    """Per contact (lower-cased address), the link of their newest counted click: one query."""
+    rank = (
+        func.row_number()
+        .over(partition_by=_contact_key(), order_by=(Event.occurred_at.desc(), Event.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        select(_contact_key().label("key"), Link.url.label("url"), rank)
+        .select_from(Event)
+        .join(Message, Message.id == Event.message_id)
+        .join(Recipient, Recipient.id == Event.recipient_id)
+        .join(Link, Link.id == Event.link_id)
+        .where(
+            Message.user_id == user_id,
+            Event.kind == "click",
+            Event.counted.is_(True),
+            Link.honeypot.is_(False),
+            _contact_key().in_(keys),
+        )
+        .subquery()
+    )
+    result = await db.execute(select(ranked.c.key, ranked.c.url).where(ranked.c.rank == 1))
+    return {key: url for key, url in result}
+
+
 async def contact_page(
-    db: AsyncSession, user_id: int, *, page: int = 1, q: str = "", per_page: int = CONTACTS_PER_PAGE
+    db: AsyncSession,
+    user_id: int,
+    *,
+    page: int = 1,
+    q: str = "",
+    sort: str = SORT_SENT,
+    per_page: int = CONTACTS_PER_PAGE,
 ) -> ContactPage:
-    """Every address the user has mailed, most recently mailed first, optionally searched."""
+    """Every address the user has mailed, most recently mailed (or active) first, searched."""
     mine = and_(Message.id == Recipient.message_id, Message.user_id == user_id)
     where: list[ColumnElement[bool]] = []
     text = q.strip()[:MAX_SEARCH]
@@ -398,16 +486,25 @@ async def contact_page(
     )
     has_any = total > 0 or bool(await db.scalar(select(Recipient.id).join(Message, mine).limit(1)))
     result = await db.execute(
-        select(*_contact_columns())
+        select(*_contact_columns(), _contact_key())
         .join(Message, mine)
         .where(*where)
         .group_by(_contact_key())
-        .order_by(func.max(Message.created_at).desc(), _contact_key())
+        .order_by(*_contact_order(sort))
         .offset((page - 1) * per_page)
         .limit(per_page)
     )
-    rows = [_contact_row(values) for values in result]
+    keyed = [(values[-1], _contact_row(values[:-1])) for values in result]
+    clicked = await _newest_clicks(db, user_id, [key for key, row in keyed if row.clicks])
+    rows = [replace(row, last_click_url=clicked.get(key)) for key, row in keyed]
     return ContactPage(rows, page, per_page, total, has_any)
+
+
+def _contact_order(sort: str) -> tuple[Any, ...]:
+    newest_sent = (func.max(Message.created_at).desc(), _contact_key())
+    if sort == SORT_ACTIVITY:
+        return (contact_activity().desc().nulls_last(), *newest_sent)
+    return newest_sent
 
 
 async def contact_view(

@@ -65,6 +65,11 @@ def create_web_app(runtime: Runtime) -> BodyLimit:
         """The browsable API reference (B9), in English like the API itself."""
         return FileResponse(TEMPLATES / "api_docs.html", media_type="text/html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """For clients that ask the root for it: pages link static/favicon.svg (no 404)."""
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)

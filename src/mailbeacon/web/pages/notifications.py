@@ -210,7 +210,11 @@ def _unread_event(
 ) -> str:
     data = {
         "unread": state.unread,
-        "new": [{"text": describe(i, l10n, limit=TOAST_CHARS), "url": mail_url(i)} for i in new],
+        # The id lets a desktop notification (glance.js) mark itself read when clicked.
+        "new": [
+            {"id": i.id, "text": describe(i, l10n, limit=TOAST_CHARS), "url": mail_url(i)}
+            for i in new
+        ],
     }
     return f"id: {cursor}\nevent: unread\ndata: {json.dumps(data)}\n\n"
 

@@ -29,6 +29,12 @@
     count.dataset.count = String(n);
     count.textContent = n > 99 ? "99+" : String(n);
     count.hidden = n === 0;
+    // The bell's accessible name carries the count ("Notifications, 3 unread"); the
+    // badge itself is hidden from screen readers, so it is not read twice.
+    if (bell) {
+      var some = bell.dataset.labelSome, none = bell.dataset.labelNone;
+      if (some && none) bell.setAttribute("aria-label", n ? some.replace("{n}", String(n)) : none);
+    }
     if (n > before && bell) {
       bell.classList.remove("ring");
       void bell.offsetWidth;

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from mailbeacon.store import queries
 from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.web.pages.mail.glance import contact_glance
+from mailbeacon.web.pages.mail.listing import sort_or_default
 from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
     Current,
@@ -20,7 +23,7 @@ from mailbeacon.web.pages.mail.shared import (
     recipient_item,
     url_builders,
 )
-from mailbeacon.web.paging import pager
+from mailbeacon.web.paging import pager, url_with
 from mailbeacon.web.render import localizer_for, render
 
 router = APIRouter(include_in_schema=False)
@@ -50,22 +53,32 @@ class ContactItem:
 
 @router.get("/contacts")
 async def contacts(
-    request: Request, current: Current, page: str = "1", q: str = ""
+    request: Request, current: Current, page: str = "1", q: str = "", sort: str = ""
 ) -> HTMLResponse:
-    """Everyone the user has mailed, with totals; searchable by name or address."""
+    """Everyone the user has mailed, with totals and their activity in words; searchable,
+    sortable by last activity (the sort survives paging and search)."""
     q = q.strip()[: queries.MAX_SEARCH]
+    order = sort_or_default(sort)
+    kept_sort = None if order == queries.SORT_SENT else order
     number = page_number(page)
     async with database(request) as db:
-        result = await queries.contact_page(db, current.user.id, page=number, q=q)
+        result = await queries.contact_page(db, current.user.id, page=number, q=q, sort=order)
+    l10n = localizer_for(request, current)
+    now = datetime.now(UTC)
     return await render(
         request,
         "contacts/list.html",
         {
-            "rows": result.rows,
+            "rows": [(row, contact_glance(row, l10n, now)) for row in result.rows],
             "total": result.total,
             "has_any": result.has_any,
             "q": q,
-            "pager": pager("/contacts", number, result.per_page, result.total, q=q),
+            "sort": order,
+            "sort_urls": {
+                key: url_with("/contacts", q=q, sort=None if key == queries.SORT_SENT else key)
+                for key in queries.SORTS
+            },
+            "pager": pager("/contacts", number, result.per_page, result.total, q=q, sort=kept_sort),
             **url_builders(),
         },
     )
