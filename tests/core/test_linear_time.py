@@ -34,7 +34,8 @@ _FRAGMENTS = st.sampled_from(
     ["x", " ", "\n", "<b y ", "<b", "<a href=", "<a href='", '<a href="https://x.com/', "<a ",
      "<!--a>", "<!--", "-->", "--!>", "<!", "<![if ", "<![CDATA[", "<![foo[", "]]>", "</", "</a",
      "<?", "<p>", "</p>",
-     "<!--[if mso]>", "<![endif]-->", "<v:roundrect href='h", "<script>", "</scr", "<textarea>", "<title>", "&", "&#", "&amp", "&#x",
+     "<!--[if mso]>", "<![endif]-->", "<v:roundrect href='h",
+     "<script>", "</scr", "<textarea>", "<title>", "&", "&#", "&amp", "&#x",
      "https://x.com/", "http://", "https://x.com/(", "(", ")", "]", ".", ",", "”", "…", "'", '"',
      "=", ">", "/>", "\\", "@", "https://a.b\\@c.d/", "\t"]
 )  # fmt: skip
