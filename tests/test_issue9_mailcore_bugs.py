@@ -101,7 +101,7 @@ async def test_bug9_send_again_sends_only_the_failed_copies_once(
     assert sent["status"] == "partial"
     browser = await sign_in(live, live.email)
     page = (await browser.get(f"/mail/{sent['id']}")).text
-    assert "Send again" in page and "Sends the copy that was not delivered once more." in page
+    assert "Send again" in page and "Only the copies that were not delivered go again" in page
 
     # Someone else cannot send it again (S7): nothing is queued.
     await live.add_user("other@example.com")
