@@ -111,6 +111,7 @@ def test_rewrite_html_is_linear(unit: str) -> None:
 @example("&amp;https://x.com/")
 @example("<!--[if mso]><v:roundrect href='https://x.com/'><![endif]-->")
 @example("<!--[if mso]>")
+@example("<!--[if mso ")
 def test_issue9_linkify_and_outlook_links_are_linear(unit: str) -> None:
     assert_linear(linkify_html, unit)
     assert_linear(find_html_links, unit)

@@ -14,8 +14,11 @@ Only the href values change; every other byte stays.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailbeacon.core.rewrite import find_html_links, rewrite_html, strip_tracking
+from tests.core.test_rewrite import OURS, Tracker, _assert_only_hrefs_changed, soup
 
 MAILGEN = """<p>Click below to confirm your account:</p>
                         <!--[if mso]>
@@ -112,3 +115,22 @@ def test_issue9_only_vml_shapes_and_links_in_outlook_comments() -> None:
         '<v:roundrect href="https://x.com/outside">'
     )
     assert find_html_links(doc) == ["https://x.com/fill"]
+
+
+_MSO_FRAGMENTS = st.sampled_from(
+    ["<!--[if mso]>", "<!--[if gte mso 9]>", "<!--[if mso | IE]>", "<![endif]-->", "<!--",
+     "-->", '<v:roundrect href="https://x.com/v">', "<v:roundrect href=https://y.com/?a=1&amp;b",
+     "<v:rect href='", "</v:roundrect>", "<w:anchorlock/>", "<center>", " ", "\n", ">", "<",
+     '<a href="https://z.com/">', "</a>", "<![if !mso]>", "<![endif]>", "https://t.com/"]
+)  # fmt: skip
+_MSO_SOUP = st.lists(st.one_of(_MSO_FRAGMENTS, soup), max_size=20).map("".join)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(_MSO_SOUP)
+def test_issue9_property_outlook_comments_change_only_href_values(doc: str) -> None:
+    """Whatever the markup around them, only href values change, and nothing is left over."""
+    tracker = Tracker()
+    out = rewrite_html(doc, pixel_url=None, click_url_for=tracker)
+    _assert_only_hrefs_changed(doc, out, tracker)
+    assert all(url.startswith(OURS) for url in find_html_links(out))

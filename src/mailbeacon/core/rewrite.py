@@ -64,7 +64,9 @@ _LINK_ELEMENTS = frozenset({"a", "area"})
 # condition names it (``<!--[if mso]>``, ``<!--[if gte mso 9]>``, MJML's ``<!--[if mso | IE]>``);
 # every other client sees a comment. Bulletproof buttons put Outlook's only link there, as a
 # VML shape (``<v:roundrect href=...>``) or an ``<a>``.
-_MSO_CONDITIONAL = re.compile(r"<!--\[if\b[^\]>]*\bmso\b[^\]>]*\]>", re.IGNORECASE)
+# The condition is read only this far, so a comment never costs more than its length.
+_MSO_CONDITIONAL = re.compile(r"<!--\[if\b([^\]>]{0,100})\]>", re.IGNORECASE)
+_MSO = re.compile(r"\bmso\b", re.IGNORECASE)
 _VML_PREFIX = "v:"
 
 # A spec-conformant end tag starts with "</body" followed by one of these (or EOF).
@@ -200,7 +202,8 @@ class _LocatingParser(TolerantParser):
     def parse_comment(self, i: int, report: bool = True) -> int:
         """End the comment where browsers do; for Outlook's, also find the links inside."""
         end = super().parse_comment(i, report)
-        if not self._mb_scan.in_mso and _MSO_CONDITIONAL.match(self.rawdata, i):
+        conditional = _MSO_CONDITIONAL.match(self.rawdata, i)
+        if conditional and _MSO.search(conditional.group(1)) and not self._mb_scan.in_mso:
             close = COMMENT_END.search(self.rawdata, i + 4, end)
             if close is not None:  # an unclosed one swallows the rest: nobody renders it
                 at = self.abs_offset()  # the parser's position is the comment's start
