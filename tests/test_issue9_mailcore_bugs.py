@@ -153,3 +153,22 @@ def test_bug11_readme_stands_on_its_own() -> None:
     for target in re.findall(r"\]\(([^)#\s]+)", text):
         if not re.match(r"[a-z]+:", target):
             assert (README.parent / target).exists(), target
+
+
+async def test_composer_note_counts_typed_urls_as_tracked_links(live: LiveApp) -> None:
+    """The composer's note promised typed URLs are tracked; now the HTML part agrees."""
+    browser = await sign_in(live, live.email)
+    response = await browser.client.post(
+        "/mail/tracking-preview",
+        data={
+            "to": "",
+            "format": "html",
+            "body": "<p>See https://example.com/a and https://example.com/b.</p>",
+            "track_opens": "1",
+            "track_links": "1",
+        },
+        headers={"X-CSRF-Token": browser.csrf},
+    )
+    assert response.status_code == 200
+    assert "Clicks on 2 links will be tracked." in response.text
+    await browser.aclose()

@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mailbeacon.core.limits import MAX_LINKS
+from mailbeacon.mail.prepare import Prepared, SenderProfile, SendInput, prepare
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.helpers import click_urls, delivered
 
 MAILBEACON = [sys.executable, "-m", "mailbeacon.cli"]
+PROFILE = SenderProfile("me@example.com", "Me", True, True, True, True)
 HTML = (
     "<h1>Offer</h1><p>Prices are on https://example.com/pricing, "
     '<a href="https://example.com/demo">book a demo</a>.</p>'
@@ -86,3 +89,11 @@ def test_issue9_cli_html_only_mail_is_multipart_alternative(
     assert mail.message.get_content_type() == "multipart/alternative"
     text = mail.body("plain")
     assert text is not None and "book a demo" in text and len(click_urls(text)) == 2
+
+
+def test_issue9_html_only_request_at_the_link_limit_is_accepted() -> None:
+    """With the text part made from the HTML, its links are the same links, not new ones."""
+    links = "".join(f'<a href="https://example.com/{i}">{i}</a>' for i in range(MAX_LINKS))
+    result = prepare(PROFILE, SendInput(to=["a@example.com"], html=links), "https://t.example")
+    assert isinstance(result, Prepared) and result.link_count == MAX_LINKS
+    assert result.generated_text is not None

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from mailbeacon.core.addresses import Mailbox
 from mailbeacon.core.compose import make_draft
 from mailbeacon.core.linkify import bare_urls_in_html, linkify_html
-from mailbeacon.core.rewrite import find_html_links, rewrite_html
+from mailbeacon.core.rewrite import find_html_links, find_text_links, rewrite_html
+from mailbeacon.core.text import html_to_text
 from mailbeacon.core.urls import check_link
 
 
@@ -127,3 +128,12 @@ def test_issue9_property_only_the_tags_around_urls_are_added(doc: str) -> None:
 @given(st.text())
 def test_issue9_property_any_text_is_accepted(doc: str) -> None:
     linkify_html(doc)
+
+
+def test_issue9_text_after_a_link_address_is_not_read_as_part_of_it() -> None:
+    """The text part made from HTML wrote "0 (https://e.com/0)1": a reader's client (and
+    our link finder) saw the URL "https://e.com/0)1", a broken link, counted twice."""
+    html = '<a href="https://e.com/0">0</a>1 and <a href="https://e.com/1">x</a>.'
+    text = html_to_text(html)
+    assert text == "0 (https://e.com/0) 1 and x (https://e.com/1)."
+    assert find_text_links(text) == ["https://e.com/0", "https://e.com/1"]
