@@ -130,8 +130,12 @@ async def test_outbox_shows_the_copy_as_the_recipient_sees_it(outbox_app: LiveAp
     await owner.aclose()
 
 
-async def test_outbox_belongs_to_its_sender(outbox_app: LiveApp) -> None:
-    """S7: another user neither lists nor opens it; an admin sees it, but previews on request."""
+async def test_outbox_belongs_to_its_sender_admins_included(outbox_app: LiveApp) -> None:
+    """S7 (issue 9, bug 10): no other user lists or opens a captured copy, admins included.
+
+    Before, an admin listed everyone's mail and read its plain text and source without the
+    preview's guard, and a click there counted in the sender's tracking.
+    """
     live = outbox_app
     await send(live, to=["anna@example.com"], subject="Private offer", html=HTML)
     owner = await sign_in(live, live.email)
@@ -146,10 +150,15 @@ async def test_outbox_belongs_to_its_sender(outbox_app: LiveApp) -> None:
 
     await add_admin(live, "admin@example.com")
     admin = await sign_in(live, "admin@example.com")
-    assert await captured_ids(admin) == [mail_id]
-    page = (await admin.get(f"/outbox/{mail_id}")).text
-    assert frames(page) == [] and "Show it anyway" in page
-    assert len(frames((await admin.get(f"/outbox/{mail_id}?preview=true")).text)) == 1
+    assert await captured_ids(admin) == []
+    assert "Private offer" not in (await admin.get("/outbox")).text
+    for url in (f"/outbox/{mail_id}", f"/outbox/{mail_id}?preview=true"):
+        response = await admin.get(url)
+        # Not the preview, nor the plain text, nor the source: no tracked link to click.
+        assert response.status_code == 404
+        assert "/c/" not in response.text and "Private offer" not in response.text
+    own = await insert_captured(live, "admin@example.com", b"Subject: Mine\r\n\r\nHi")
+    assert await captured_ids(admin) == [own]
     for browser in (owner, other, admin):
         await browser.aclose()
 

@@ -486,7 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--bcc", action="append", default=[])
     send.add_argument("--subject", default="")
     send.add_argument("--html", metavar="FILE", help="HTML body file ('-' for stdin)")
-    send.add_argument("--text", metavar="FILE", help="plain-text body file ('-' for stdin)")
+    send.add_argument(
+        "--text",
+        metavar="FILE",
+        help="plain-text body file ('-' for stdin); without it, made from the HTML",
+    )
     send.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
     send.add_argument("--track-links", action=argparse.BooleanOptionalAction, default=None)
     send.set_defaults(handler=cmd_send)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailbeacon.core.addresses import InvalidAddress, parse_mailboxes
+from mailbeacon.core.linkify import linkify_html
 from mailbeacon.core.rewrite import find_html_links, find_text_links, rewrite_html, rewrite_text
 from mailbeacon.core.text import html_to_text
 from mailbeacon.core.urls import bare_url_spans, check_link
@@ -32,7 +33,9 @@ SLACK = 0.004  # seconds: timer and scheduler noise on tiny times
 _FRAGMENTS = st.sampled_from(
     ["x", " ", "\n", "<b y ", "<b", "<a href=", "<a href='", '<a href="https://x.com/', "<a ",
      "<!--a>", "<!--", "-->", "--!>", "<!", "<![if ", "<![CDATA[", "<![foo[", "]]>", "</", "</a",
-     "<?", "<p>", "</p>", "<script>", "</scr", "<textarea>", "<title>", "&", "&#", "&amp", "&#x",
+     "<?", "<p>", "</p>",
+     "<!--[if mso]>", "<![endif]-->", "<v:roundrect href='h",
+     "<script>", "</scr", "<textarea>", "<title>", "&", "&#", "&amp", "&#x",
      "https://x.com/", "http://", "https://x.com/(", "(", ")", "]", ".", ",", "”", "…", "'", '"',
      "=", ">", "/>", "\\", "@", "https://a.b\\@c.d/", "\t"]
 )  # fmt: skip
@@ -98,6 +101,19 @@ def test_rewrite_html_is_linear(unit: str) -> None:
         ),
         unit,
     )
+    assert_linear(find_html_links, unit)
+
+
+@_LINEAR
+@given(units)
+@example("x <b y ")
+@example("https://x.com/ ")
+@example("&amp;https://x.com/")
+@example("<!--[if mso]><v:roundrect href='https://x.com/'><![endif]-->")
+@example("<!--[if mso]>")
+@example("<!--[if mso ")
+def test_issue9_linkify_and_outlook_links_are_linear(unit: str) -> None:
+    assert_linear(linkify_html, unit)
     assert_linear(find_html_links, unit)
 
 

@@ -206,19 +206,23 @@ def test_s2_only_href_of_a_and_area_change() -> None:
     assert tracker.calls == []
 
 
-def test_s2_outlook_conditional_comments_preserved_byte_for_byte() -> None:
+def test_s2_outlook_conditional_comments_keep_every_byte_but_their_links() -> None:
+    """Issue 9: Outlook's links (VML and <a> in ``<!--[if mso]>``) are tracked too."""
     mso = (
         '<!--[if mso]>\n<v:roundrect xmlns:v="urn:schemas-microsoft-com:vml" '
-        'href="https://x.com/mso" style="height:40px">\n<w:anchorlock/>'
-        '<a href="https://x.com/in-comment">x</a>\n<![endif]-->'
+        'href="{0}" style="height:40px">\n<w:anchorlock/>'
+        '<a href="{1}">x</a>\n<![endif]-->'
     )
-    revealed = '<!--[if !mso]><!--><a href="https://x.com/btn">Go</a><!--<![endif]-->'
-    doc = f"<html><body>{mso}{revealed}</body></html>"
+    revealed = '<!--[if !mso]><!--><a href="{0}">Go</a><!--<![endif]-->'
+    doc = "<html><body>" + mso.format("https://x.com/mso", "https://x.com/in-comment")
+    doc += revealed.format("https://x.com/btn") + "</body></html>"
     out, tracker = rewrite(doc, PIXEL)
-    assert tracker.calls == ["https://x.com/btn"]
+    assert tracker.calls == ["https://x.com/mso", "https://x.com/in-comment", "https://x.com/btn"]
     assert out == (
-        f'<html><body>{mso}<!--[if !mso]><!--><a href="https://t.example/c/0">Go</a>'
-        f"<!--<![endif]-->{PIXEL_TAG}</body></html>"
+        "<html><body>"
+        + mso.format("https://t.example/c/0", "https://t.example/c/1")
+        + revealed.format("https://t.example/c/2")
+        + f"{PIXEL_TAG}</body></html>"
     )
 
 

@@ -10,6 +10,7 @@ from mailbeacon.core.addresses import (
     Mailbox,
 )
 from mailbeacon.core.limits import MAX_BODY_CHARS, MAX_LINKS, MAX_RECIPIENTS, MAX_SUBJECT
+from mailbeacon.core.linkify import linkify_html
 from mailbeacon.core.rewrite import find_html_links, find_link_problems, find_text_links
 from mailbeacon.core.text import N_, has_c0_controls, has_lone_surrogates, one_line
 from mailbeacon.core.urls import LinkProblem
@@ -113,9 +114,11 @@ def make_draft(
     """Check a draft, raising InvalidRequest naming the first wrong field.
 
     Cheap checks (counts, sizes, characters) come first; the bodies are parsed once, last,
-    to count their links against MAX_LINKS. The subject is made one line: line and
-    paragraph separators (U+2028, U+2029, U+0085) and tabs become spaces; ASCII control
-    characters (CR, LF, NUL...) are refused, since they mean the input was built wrong.
+    to count their links against MAX_LINKS. Bare URLs in the HTML's text become links
+    (:func:`mailbeacon.core.linkify.linkify_html`): the draft's HTML is the one to store.
+    The subject is made one line: line and paragraph separators (U+2028, U+2029, U+0085)
+    and tabs become spaces; ASCII control characters (CR, LF, NUL...) are refused,
+    since they mean the input was built wrong.
     """
     if not to and not cc and not bcc:
         raise InvalidRequest("to", "no_recipients")
@@ -137,6 +140,8 @@ def make_draft(
             raise InvalidRequest(name, "nul_character")
         if has_lone_surrogates(body):
             raise InvalidRequest(name, "not_unicode")
+    if html is not None:
+        html = linkify_html(html)  # typed URLs become links, so they are tracked too
     links = _links(html, text)
     if len(links) > MAX_LINKS:
         raise InvalidRequest("html" if html else "text", "too_many_links", num=MAX_LINKS)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 
 __all__ = [
+    "COMMENT_END",
     "TolerantParser",
     "absolute_offset",
     "feed_tolerantly",
@@ -30,7 +31,7 @@ __all__ = [
     "unfinished_markup_start",
 ]
 
-_COMMENT_END = re.compile(r"--!?>")
+COMMENT_END = re.compile(r"--!?>")
 
 
 class TolerantParser(HTMLParser):
@@ -59,7 +60,7 @@ class TolerantParser(HTMLParser):
             return i + 5
         if rawdata.startswith("<!--->", i):
             return i + 6
-        close = _COMMENT_END.search(rawdata, i + 4)
+        close = COMMENT_END.search(rawdata, i + 4)
         if close is not None:
             return close.end()
         self.handle_unclosed()

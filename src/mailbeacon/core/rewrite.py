@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape as _escape
 from html import unescape as _unescape
 from html.entities import html5 as _HTML5_ENTITIES
 from typing import TypeAlias
 
-from mailbeacon.core.htmlscan import TolerantParser, absolute_offset, feed_tolerantly, line_starts
+from mailbeacon.core.htmlscan import (
+    COMMENT_END,
+    TolerantParser,
+    absolute_offset,
+    feed_tolerantly,
+    line_starts,
+)
 from mailbeacon.core.urls import URL_STRIP, LinkProblem, bare_url_spans, check_link
 
 __all__ = [
@@ -53,6 +59,15 @@ _RAW_TEXT_ELEMENTS = frozenset(
     {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"}
 )
 _LINK_ELEMENTS = frozenset({"a", "area"})
+
+# Outlook for Windows renders the content of a downlevel-hidden conditional comment whose
+# condition names it (``<!--[if mso]>``, ``<!--[if gte mso 9]>``, MJML's ``<!--[if mso | IE]>``);
+# every other client sees a comment. Bulletproof buttons put Outlook's only link there, as a
+# VML shape (``<v:roundrect href=...>``) or an ``<a>``.
+# The condition is read only this far, so a comment never costs more than its length.
+_MSO_CONDITIONAL = re.compile(r"<!--\[if\b([^\]>]{0,100})\]>", re.IGNORECASE)
+_MSO = re.compile(r"\bmso\b", re.IGNORECASE)
+_VML_PREFIX = "v:"
 
 # A spec-conformant end tag starts with "</body" followed by one of these (or EOF).
 _END_TAG_NAME_END = frozenset(_TAG_WS + "/>")
@@ -130,6 +145,9 @@ class _Scan:
     """
 
     hrefs: list[_Href]
+    # True while scanning the inside of an Outlook conditional comment, where VML shapes
+    # (``v:roundrect``, ``v:rect``...) carry links too.
+    in_mso: bool = False
     last_body_end: int | None = None
     first_body_open_end: int | None = None  # right after the first <body ...> start tag
     unclosed_start: int | None = None
@@ -172,7 +190,7 @@ class _LocatingParser(TolerantParser):
             return  # positions disagree with the text: touching it could corrupt the body
         if tag == "body" and self._mb_scan.first_body_open_end is None:
             self._mb_scan.first_body_open_end = start + len(raw)
-        if tag in _LINK_ELEMENTS:
+        if tag in _LINK_ELEMENTS or (self._mb_scan.in_mso and tag.startswith(_VML_PREFIX)):
             href = _locate_href(raw, start, self._mb_scan.problems)
             if href is not None:
                 self._mb_scan.hrefs.append(href)
@@ -180,6 +198,18 @@ class _LocatingParser(TolerantParser):
             self._mb_scan.unclosed_start = start
             if self.cdata_elem is None:
                 self.set_cdata_mode(tag)
+
+    def parse_comment(self, i: int, report: bool = True) -> int:
+        """End the comment where browsers do; for Outlook's, also find the links inside."""
+        end = super().parse_comment(i, report)
+        conditional = _MSO_CONDITIONAL.match(self.rawdata, i)
+        if conditional and _MSO.search(conditional.group(1)) and not self._mb_scan.in_mso:
+            close = COMMENT_END.search(self.rawdata, i + 4, end)
+            if close is not None:  # an unclosed one swallows the rest: nobody renders it
+                at = self.abs_offset()  # the parser's position is the comment's start
+                inside = (at + 4, at + close.start() - i)
+                _scan_mso_comment(self._mb_text, *inside, self._mb_scan)
+        return end
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _RAW_TEXT_ELEMENTS:
@@ -206,6 +236,30 @@ def _scan_html(text: str) -> _Scan:
     starts = line_starts(text)
     feed_tolerantly(text, starts, lambda base: _LocatingParser(text, base, starts, scan))
     return scan
+
+
+def _scan_mso_comment(text: str, start: int, end: int, scan: _Scan) -> None:
+    """Add the links inside one Outlook conditional comment (``text[start:end]``) to ``scan``.
+
+    The inside is read as a document of its own (Outlook renders it as one), which keeps the
+    whole pass linear: comments do not nest, so every character is scanned at most twice.
+    Only links are taken from it; a ``</body>`` there is not where other clients end the body.
+    """
+    inner = _Scan(hrefs=[], in_mso=True)
+    inside = text[start:end]
+    starts = line_starts(inside)
+    feed_tolerantly(inside, starts, lambda base: _LocatingParser(inside, base, starts, inner))
+    scan.hrefs.extend(
+        replace(
+            href,
+            value_start=href.value_start + start,
+            value_end=href.value_end + start,
+            core_start=href.core_start + start,
+            core_end=href.core_end + start,
+        )
+        for href in inner.hrefs
+    )
+    scan.problems.extend(inner.problems)
 
 
 def _locate_href(tag: str, tag_start: int, problems: list[tuple[str, LinkProblem]]) -> _Href | None:

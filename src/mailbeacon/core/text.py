@@ -72,6 +72,7 @@ _BLOCK = frozenset(
     }
 )
 _SKIP = frozenset({"script", "style", "head", "title"})
+_ENDS_A_SENTENCE = frozenset(".,;:!?)]}'\"”’»…")
 
 
 class _TextState:
@@ -82,6 +83,9 @@ class _TextState:
         self.skipping = 0
         self.href: str | None = None
         self.link_text: list[str] = []
+        # A link's address was just written as " (URL)": text right after it must not
+        # touch the ")" or a reader (and our link finder) would take it as part of the URL.
+        self.after_address = False
 
 
 class _TextCollector(TolerantParser):
@@ -112,12 +116,17 @@ class _TextCollector(TolerantParser):
             href = state.href.strip()
             if href.lower().startswith(("http://", "https://")) and href != shown:
                 state.parts.append(f" ({href})")
+                state.after_address = True
             state.href = None
 
     def handle_data(self, data: str) -> None:
         state = self.state
         if state.skipping:
             return
+        if state.after_address and data:
+            state.after_address = False
+            if not data[0].isspace() and data[0] not in _ENDS_A_SENTENCE:
+                state.parts.append(" ")
         state.parts.append(data)
         if state.href is not None:
             state.link_text.append(data)

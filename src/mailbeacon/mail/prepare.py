@@ -83,7 +83,9 @@ class Prepared:
     subject: str
     html_blank: bool
     text_blank: bool
-    generated_text: str | None  # the plain-text part made from the HTML (composer)
+    # The plain-text part made from the HTML: the composer's always, and the API's and
+    # CLI's when they give only HTML, so every HTML mail is multipart/alternative.
+    generated_text: str | None
     links: tuple[str, ...]  # the links that will be tracked (empty when links are not)
     link_count: int  # trackable links found, tracked or not
     decision: TrackingDecision
@@ -94,6 +96,8 @@ class Prepared:
     # root, harmless and never an open redirect. None when there is none to add.
     # Not one of `links`: it counts against no limit and never enters the plain text.
     honeypot_url: str | None = None
+    # The HTML to store when it is not the request's: bare URLs made links (linkify).
+    linked_html: str | None = None
 
 
 def check_sizes(request: SendInput) -> None:
@@ -157,8 +161,18 @@ def _decide(
     )
 
 
-def _text_of(request: SendInput) -> str | None:
+def derives_text(request: SendInput) -> bool:
+    """Whether the plain-text part is made from the HTML: the composer asks for it, and a
+    request with HTML but no text gets it too (a mail without a text part looks like spam
+    to filters and is unreadable in text-only clients)."""
     if request.text_from_html:
+        return True
+    has_text = request.text is not None and bool(request.text.strip())
+    return not has_text and request.html is not None and bool(request.html.strip())
+
+
+def _text_of(request: SendInput) -> str | None:
+    if derives_text(request):
         html = request.html or ""
         return html_to_text(html) if html.strip() else None
     return request.text
@@ -187,13 +201,14 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
         subject=draft.subject,
         html_blank=draft.html is None,
         text_blank=draft.text is None,
-        generated_text=draft.text if request.text_from_html else None,
+        generated_text=draft.text if derives_text(request) else None,
         links=tuple(links) if decision.track_links else (),
         link_count=len(links),
         decision=decision,
         untracked_reasons=tuple(untracked),
         message_id_header=new_message_id(draft.sender.address.rpartition("@")[2]),
         honeypot_url=honeypot_url(public_url) if decision.track_links and draft.html else None,
+        linked_html=draft.html if draft.html is not None and draft.html != request.html else None,
     )
 
 
@@ -207,7 +222,8 @@ def preview(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
     for attempt in (request, placeholder):
         result = prepare(profile, attempt, public_url)
         if isinstance(result, Prepared):
-            return replace(result, generated_text=None)  # not needed: spare the trip back
+            # Not needed: spare the trip back.
+            return replace(result, generated_text=None, linked_html=None)
         if result.code == "too_many_links":
             return None
     return None

@@ -24,6 +24,7 @@ from mailbeacon.mail.prepare import (
     SenderProfile,
     SendInput,
     check_sizes,
+    derives_text,
     prepare,
     preview,
 )
@@ -92,13 +93,13 @@ def _new_message(
 ) -> sendqueue.NewMessage:
     opens = profile.last_track_opens if request.track_opens is None else request.track_opens
     links = profile.last_track_links if request.track_links is None else request.track_links
-    text = checked.generated_text if request.text_from_html else request.text
+    text = checked.generated_text if derives_text(request) else request.text
     return sendqueue.NewMessage(
         user_id=user_id,
         message_id_header=checked.message_id_header,
         from_address=checked.sender,
         subject=checked.subject,
-        html=None if checked.html_blank else request.html,
+        html=None if checked.html_blank else (checked.linked_html or request.html),
         text=None if checked.text_blank else text,
         requested_opens=opens,
         requested_links=links,

@@ -451,3 +451,40 @@ async def progress(engine: AsyncEngine, user_id: int, message_ids: list[int]) ->
             )
         ).all()
     return [Progress(r.id, r.status, r.copies_done, r.copies_total) for r in rows]
+
+
+async def send_again(engine: AsyncEngine, user_id: int, message_id: int, now: datetime) -> int:
+    """Queue the failed copies of a user's failed or partial message again; how many.
+
+    Only copies refused for good ("failed") go again: a delivered copy never does, nor an
+    "unknown" one (it may have arrived), so nobody gets the email twice. The message leaves
+    its final status in the same transaction, so a second click (or a second tab) finds
+    nothing to do and queues nothing.
+    """
+    async with engine.begin() as conn:
+        claimed = await conn.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.user_id == user_id,
+                Message.status.in_(("failed", "partial")),
+                select(Recipient.id)
+                .where(Recipient.message_id == message_id, Recipient.status == "failed")
+                .exists(),
+            )
+            .values(status="queued", sent_at=None)
+        )
+        if claimed.rowcount != 1:
+            return 0
+        again = await conn.execute(
+            update(Recipient)
+            .where(Recipient.message_id == message_id, Recipient.status == "failed")
+            .values(status="queued", error="", attempts=0, next_attempt_at=None)
+        )
+        await _count_done(conn, message_id)
+        await conn.execute(
+            insert(SendJob).values(
+                message_id=message_id, run_after=now, lease_owner="", created_at=now
+            )
+        )
+        return int(again.rowcount)

@@ -139,6 +139,9 @@ class User(Base):
     last_track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     last_track_links: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(16), default="en")
+    # Until the user picks a language in Settings, each sign-in takes the browser's (a
+    # user added by an admin reads the app in the language of their own browser).
+    locale_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     # Until the user picks a zone in Settings, each sign-in takes the browser's.
     timezone_chosen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

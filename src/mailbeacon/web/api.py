@@ -365,6 +365,10 @@ progress: "sending" (see each recipient's `status`), then "sent", "partial" or
 a temporary refusal (4xx) or an unreachable server is retried for about eight
 hours; a copy whose hand-over was interrupted is "unknown" and never sent twice.
 
+Given `html` without `text`, the plain-text alternative is made from the HTML, so
+every HTML email is sent as multipart/alternative. Bare URLs in the text of `html`
+become links (`<a href>` around them), so they are tracked like any other link.
+
 Limits (422 naming the field and the limit): at most {MAX_RECIPIENTS}
 recipients (To, Cc and Bcc together), a subject of at most {MAX_SUBJECT}
 characters, at most {MAX_BODY_CHARS:,} characters in each of `html` and

@@ -26,7 +26,7 @@ from mailbeacon.web.auth import (
     signed_in,
 )
 from mailbeacon.web.devices import note_device
-from mailbeacon.web.i18n import time_zones
+from mailbeacon.web.i18n import negotiate, time_zones
 from mailbeacon.web.render import render
 from mailbeacon.web.throttle import LoginThrottle
 
@@ -117,6 +117,9 @@ async def login(
         throttle.succeeded(network, email)
         if not user.timezone_chosen and browser_timezone in time_zones():
             user.timezone = browser_timezone
+        browser_languages = request.headers.get("accept-language", "")
+        if not user.locale_chosen and browser_languages.strip():
+            user.locale = negotiate(browser_languages)  # the language they signed in with
         old = request.cookies.get(SESSION_COOKIE)
         if old:
             await close_session(db, old)

@@ -23,7 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
-from sqlalchemy import ColumnElement, func, literal, select, true
+from sqlalchemy import ColumnElement, func, literal, select
 from sqlalchemy.orm import load_only
 
 from mailbeacon.core.policy import N_
@@ -61,14 +61,13 @@ def _require_outbox(request: Request) -> None:
 
 
 def _visible_to(user: User) -> ColumnElement[bool]:
-    """S7: mail the user sent (envelope sender, case-insensitive); admins see all."""
-    if user.is_admin:
-        return true()
+    """S7: only mail the user sent (envelope sender, case-insensitive), admins included.
+
+    A captured copy is someone's tracked mail: its body is private, and opening it fires
+    the sender's pixel and links. No role reads another user's, in any view (preview,
+    plain text or source), so an admin can neither read it nor record a click in it.
+    """
     return func.lower(OutboxMail.envelope_from) == func.lower(literal(user.email))
-
-
-def _sent_by(row: OutboxMail, user: User) -> bool:
-    return row.envelope_from.casefold() == user.email.casefold()
 
 
 @router.get("/outbox")
@@ -114,13 +113,8 @@ async def outbox_mail(
     request: Request,
     mail_id: str,
     current: Annotated[SignedIn, Depends(require_user)],
-    preview: bool = False,
 ) -> HTMLResponse:
-    """One captured copy as its recipient sees it; another user's is a 404 (S7).
-
-    An admin looking at someone else's mail gets the preview only on request:
-    loading it fires that sender's pixel, an open their recipient never made.
-    """
+    """One captured copy as its recipient sees it; another user's is a 404 (S7)."""
     _require_outbox(request)
     row_id = id_or_404(mail_id)
     async with sessions(request.app.state.runtime.engine)() as db:
@@ -131,16 +125,10 @@ async def outbox_mail(
         raise HTTPException(404)
     # Parsing a large message is CPU work; keep it off the event loop.
     view = await asyncio.to_thread(read_mail, row.raw)
-    own = _sent_by(row, current.user)
     return await render(
         request,
         "outbox/mail.html",
-        {
-            "mail": row,
-            "view": view,
-            "recipients": ", ".join(row.envelope_to),
-            "show_preview": own or preview,
-        },
+        {"mail": row, "view": view, "recipients": ", ".join(row.envelope_to)},
     )
 
 

@@ -245,6 +245,7 @@ async def save_general(
         user = await db.get_one(User, current.user.id)
         user.display_name = form.display_name
         user.locale = form.language
+        user.locale_chosen = True  # from now on the browser's language no longer applies
         user.timezone = form.timezone
         user.timezone_chosen = True  # from now on the browser's zone no longer applies
         user.open_tracking = form.open_tracking

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from mailbeacon.core.policy import reason_text
 from mailbeacon.store import queries, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
-from mailbeacon.web import signals_text
+from mailbeacon.web import runtime_of, signals_text
 from mailbeacon.web.i18n import Localizer
 from mailbeacon.web.pages.mail.replies import reply_view
 from mailbeacon.web.pages.mail.shared import (
+    Checked,
     Current,
     database,
     recipient_item,
@@ -147,10 +149,31 @@ async def message_page(
             "event_total": view.event_total,
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
+            "failed_copies": sum(r.status == "failed" for r in message.recipients)
+            if message.status in ("failed", "partial")
+            else 0,
             **url_builders(),
             **replies.context(),
         },
     )
+
+
+@router.post("/mail/{message_id:int}/send-again")
+async def send_again(request: Request, current: Checked, message_id: int) -> RedirectResponse:
+    """Send the copies that failed once more (the message page's "Send again").
+
+    Only failed copies go again, and only once however often the button is pressed (see
+    :func:`mailbeacon.store.sendqueue.send_again`); someone else's message is a 404 (S7).
+    """
+    if message_id > MAX_ID:
+        raise HTTPException(404)
+    runtime = runtime_of(request)
+    queued = await sendqueue.send_again(
+        runtime.engine, current.user.id, message_id, datetime.now(UTC)
+    )
+    if queued:
+        runtime.sender.notify_queued()
+    return RedirectResponse(f"/mail/{message_id}?sent=1", status_code=303)
 
 
 @router.get("/mail/progress")
