@@ -143,6 +143,7 @@ def render_copy(message: QueuedMessage, order: CopyOrder) -> tuple[bytes, bool]:
         text=text,
         message_id=message.message_id_header,
         date=message.created_at,
+        attachments=message.attachments,
     )
     utf8 = not (message.from_address.isascii() and order.recipient.isascii())
     return mime.as_bytes(policy=SMTPUTF8_POLICY if utf8 else SMTP_POLICY), utf8
