@@ -67,6 +67,8 @@ class QueuedMessage:
     raw_source: bytes | None = None
     # Files the composer attached (B13): stored once, read once per claim, in every copy.
     attachments: tuple[FileAttachment, ...] = ()
+    # Every recipient's (address, name), Bcc included: template placeholders (B13).
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +328,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         honeypot=next(((link.id, link.url) for link in links if link.honeypot), None),
         raw_source=row.raw_source,
         attachments=tuple(FileAttachment(f.filename, f.content_type, f.data) for f in files),
+        names=tuple((p.address, p.name) for p in people),
     )
 
 

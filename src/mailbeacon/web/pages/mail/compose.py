@@ -38,7 +38,7 @@ from mailbeacon.mail.prepare import (
     megabytes,
 )
 from mailbeacon.mail.sending import SendInput
-from mailbeacon.store import addressbook
+from mailbeacon.store import addressbook, templates
 from mailbeacon.store.tables import User
 from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn, require_csrf
@@ -260,9 +260,12 @@ async def compose_page(
     *,
     ask_empty: bool = False,
     had_files: bool = False,
+    template_id: int | None = None,
 ) -> HTMLResponse:
     """The composer; shared by the blank form and a failed send, so both show the preview."""
     preview = await tracking_preview(request, current.user, form)
+    async with database(request) as db:
+        saved = await templates.list_templates(db, current.user.id)
     return await render(
         request,
         "mail/compose.html",
@@ -277,23 +280,44 @@ async def compose_page(
             "max_attachments": MAX_ATTACHMENTS,
             "max_attachment_size": megabytes(MAX_ATTACHMENT_BYTES),
             "max_body_chars": MAX_BODY_CHARS,
+            "templates": [(t.id, t.name) for t in saved],
+            "template_id": template_id,
         },
         status_code=status_code,
     )
 
 
 @router.get("/mail/new")
-async def compose(request: Request, current: Current, to: str = "") -> HTMLResponse:
+async def compose(
+    request: Request, current: Current, to: str = "", template: str = ""
+) -> HTMLResponse:
     """A blank composer; `?to=` prefills the recipient (the contact page's "Write to"),
     with the name the user last gave that address, so "Write to Anna Berg" keeps Anna's
-    name."""
+    name; `?template=` starts from one of the user's templates (its placeholders stay
+    until each copy is rendered)."""
     to = to.strip()[:MAX_PREFILL]
-    if to and "<" not in to and "," not in to:
-        async with database(request) as db:
+    form = ComposeForm.defaults(current.user, to)
+    chosen = None
+    async with database(request) as db:
+        if to and "<" not in to and "," not in to:
             name = await addressbook.name_of(db, current.user.id, to)
-        if name:
-            to = str(Mailbox(to, name))
-    return await compose_page(request, current, ComposeForm.defaults(current.user, to))
+            if name:
+                form = replace(form, to=str(Mailbox(to, name)))
+        if template.isdigit() and len(template) < 19:
+            chosen = await templates.get_template(db, current.user.id, int(template))
+    if chosen is not None:
+        text_format = chosen.format == "text"
+        signature = current.user.signature.strip()
+        ending = ("\n\n-- \n" + signature if signature else "") if text_format else form.body
+        form = replace(
+            form,
+            subject=chosen.subject,
+            format="text" if text_format else "html",
+            body=chosen.body + ending,
+        )
+    return await compose_page(
+        request, current, form, template_id=chosen.id if chosen is not None else None
+    )
 
 
 def uploads(form: FormData) -> list[UploadFile]:
