@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from mailbeacon.core.limits import MAX_ATTACHMENT_BYTES
 from mailbeacon.mail import worker as worker_module
 from mailbeacon.store.db import make_engine, sessions
-from mailbeacon.store.tables import Attachment, Message, SendJob, User
+from mailbeacon.store.tables import Attachment, Message, MessageTemplate, SendJob, User
 from tests.conftest import LiveApp, SmtpRecorder
 from tests.helpers import delivered, eventually
 from tests.web_helpers import Browser, sign_in
@@ -328,3 +328,61 @@ async def test_send_later_waits_for_its_time(
 
 async def _has_mail(smtp_server: SmtpRecorder) -> bool:
     return bool(smtp_server.mails)
+
+
+# --- signature, templates, placeholders -------------------------------------------------
+
+
+async def test_template_fills_first_name_per_recipient_and_signature_ends_the_body(
+    live: LiveApp, smtp_server: SmtpRecorder
+) -> None:
+    """Settings > Writing saves a signature and a template; the composer starts from the
+    template; each recipient's copy says their own first name, escaped in HTML."""
+    browser = await sign_in(live, live.email)
+    try:
+        saved = await browser.post("/settings/writing/signature", {"signature": "Eva\nSales"})
+        assert saved.status_code == 303
+        made = await browser.post(
+            "/settings/writing/templates",
+            {
+                "name": "Follow-up",
+                "subject": "Hi {{first_name}}",
+                "format": "html",
+                "body": "<p>Hello {{first_name}} ({{email}}), {{ name }}.</p>",
+            },
+        )
+        assert made.status_code == 303
+        settings = (await browser.get("/settings/writing")).text
+        assert "Follow-up" in settings and "Eva\nSales</textarea>" in settings
+        [(template_id,)] = await db_rows(live, select(MessageTemplate.id))
+        page = (await browser.get(f"/mail/new?template={template_id}")).text
+        assert 'value="Hi {{first_name}}"' in page
+        assert "Hello {{first_name}}" in page and "-- &lt;br&gt;Eva&lt;br&gt;Sales" in page
+        body = "<p>Hello {{first_name}} ({{email}}), {{ name }}.</p><p>-- <br>Eva<br>Sales</p>"
+        response = await post_compose(
+            browser,
+            to='Anna Berg <anna@example.com>, "<b>Bob</b> Lee" <bob@example.com>',
+            bcc="cid@example.com",
+            subject="Hi {{first_name}}",
+            body=body,
+        )
+        await delivered(live.client, queued_id(response), live.auth())
+        anna = smtp_server.to("anna@example.com")
+        assert anna.message["Subject"] == "Hi Anna"
+        assert "Hello Anna (anna@example.com), Anna Berg." in (anna.body("html") or "")
+        assert "Hello Anna (anna@example.com), Anna Berg." in (anna.body("plain") or "")
+        bob = smtp_server.to("bob@example.com")
+        assert "Hello &lt;b&gt;Bob&lt;/b&gt; (bob@example.com)" in (bob.body("html") or "")
+        assert str(smtp_server.to("cid@example.com").message["Subject"]).strip() == "Hi"
+        other = await live.add_user("other@example.com")
+        assert other
+        stranger = await sign_in(live, "other@example.com")
+        assert (
+            "Hello {{first_name}}"
+            not in (await stranger.get(f"/mail/new?template={template_id}")).text
+        )  # S7
+        deleted = await stranger.post(f"/settings/writing/templates/{template_id}/delete")
+        assert deleted.status_code == 404
+        await stranger.aclose()
+    finally:
+        await browser.aclose()
