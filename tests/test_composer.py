@@ -315,6 +315,28 @@ async def test_send_later_waits_for_its_time(
 
         expected = chosen.replace(tzinfo=ZoneInfo("Europe/Stockholm")).astimezone(UTC)
         assert run_after == expected
+        page = (await browser.get(f"/mail/{message_id}?sent=1")).text
+        assert "Scheduled" in page and "cancel-send" in page
+        assert "Your email is on its way" not in page
+        # A second one is taken back before it leaves.
+        other = queued_id(
+            await post_compose(
+                browser,
+                to="never@example.com",
+                subject="Never",
+                body=BODY,
+                send_at=chosen.strftime("%Y-%m-%dT%H:%M"),
+            )
+        )
+        cancelled = await browser.post(f"/mail/{other}/cancel-send")
+        assert cancelled.status_code == 303 and cancelled.headers["location"] == "/mail?cancelled=1"
+        assert (await browser.get(f"/mail/{other}")).status_code == 404
+        stranger_id, _ = await live.add_user("stranger@example.com")
+        stranger = await sign_in(live, "stranger@example.com")
+        refused = await stranger.post(f"/mail/{message_id}/cancel-send")  # S7
+        assert refused.headers["location"] == f"/mail/{message_id}"
+        await stranger.aclose()
+        assert stranger_id
         worker = live.runtime.send_worker
         assert await worker.run_once() is False  # not yet due
         assert smtp_server.mails == []
@@ -322,6 +344,7 @@ async def test_send_later_waits_for_its_time(
         worker.wake()
         await eventually(lambda: _has_mail(smtp_server))
         assert smtp_server.to("later@example.com").message["Subject"] == "Later"
+        assert [m.envelope_to for m in smtp_server.mails] == [["later@example.com"]]
     finally:
         await browser.aclose()
 

@@ -38,7 +38,7 @@ from mailbeacon.mail.prepare import (
     megabytes,
 )
 from mailbeacon.mail.sending import SendInput
-from mailbeacon.store import addressbook, templates
+from mailbeacon.store import addressbook, schedule, templates
 from mailbeacon.store.tables import User
 from mailbeacon.web import runtime_of
 from mailbeacon.web.auth import SignedIn, require_csrf
@@ -390,6 +390,17 @@ async def send(request: Request, current: ComposeChecked) -> Response:
         )
     sender.notify_queued()
     return RedirectResponse(f"/mail/{message_id}?sent=1", status_code=303)
+
+
+@router.post("/mail/{message_id:int}/cancel-send")
+async def cancel_send(request: Request, current: ComposeChecked, message_id: int) -> Response:
+    """Take back a scheduled email before it leaves (B13); its text returns to nobody, so
+    the page says plainly that it was not sent. Too late (or not yours): the message page."""
+    async with database(request) as db, db.begin():
+        cancelled = await schedule.cancel(db, current.user.id, message_id, datetime.now(UTC))
+    if not cancelled:
+        return RedirectResponse(f"/mail/{message_id}", status_code=303)
+    return RedirectResponse("/mail?cancelled=1", status_code=303)
 
 
 @router.get("/mail/contacts.json")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailbeacon.core.policy import reason_text
-from mailbeacon.store import queries, sendqueue
+from mailbeacon.store import queries, schedule, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.web import signals_text
 from mailbeacon.web.i18n import Localizer
@@ -119,6 +120,7 @@ async def message_page(
             [view.message.id],
             [(view.message.id, r.id) for r in view.message.recipients],
         )
+        scheduled = await schedule.scheduled_at(db, current.user.id, message_id, datetime.now(UTC))
     message = view.message
     l10n = localizer_for(request, current)
     opens, clicks = track_icons(
@@ -147,6 +149,8 @@ async def message_page(
             "event_total": view.event_total,
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
+            "scheduled": scheduled,
+            "scheduled_text": l10n.when(scheduled) if scheduled else "",
             **url_builders(),
             **replies.context(),
         },
