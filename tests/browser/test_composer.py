@@ -80,7 +80,7 @@ async def test_composer_template_attachment_send_later_and_drafts(
         "#attachments",
         files=[{"name": "Prices 2027.pdf", "mimeType": "application/pdf", "buffer": pdf}],
     )
-    await shoot(page, "compose-desktop")
+    await shoot(page, "compose-template-desktop")
     await page.get_by_role("button", name="Send", exact=True).click()
     await expect(page).to_have_url(f"{live.base_url}/mail/1?sent=1")
     mail = await eventually(lambda: _mail_to(smtp_server, "anna@example.com"))
@@ -148,7 +148,7 @@ async def test_composer_template_attachment_send_later_and_drafts(
         page = await phone.new_page()
         await sign_in(page, live.base_url, live.email)
         for name, path in [
-            ("compose-phone", "/mail/new?template=1"),
+            ("compose-template-phone", "/mail/new?template=1"),
             ("settings-writing-phone", "/settings/writing"),
         ]:
             await page.goto(f"{live.base_url}{path}")
