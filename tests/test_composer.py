@@ -252,6 +252,9 @@ async def test_attachment_arrives_byte_identical_in_every_copy(
             select(Attachment.filename, Attachment.size).where(Attachment.message_id == message_id),
         )
         assert stored == [(name, len(pdf)), ("notes.txt", 6)]
+        page = (await browser.get(f"/mail/{message_id}")).text
+        assert 'Prisliste Å – 2026.pdf <span class="muted">(1.0 MB)</span>' in page
+        assert 'notes.txt <span class="muted">(1 KB)</span>' in page
         for address in ("anna@example.com", "ben@example.com", "cid@example.com"):
             message = smtp_server.to(address).message
             files = list(message.iter_attachments())

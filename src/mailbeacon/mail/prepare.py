@@ -123,6 +123,11 @@ def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+def file_size(size: int) -> str:
+    """A file's size as people read it: KB below a tenth of a MB, else MB."""
+    return f"{(size + 1023) // 1024} KB" if size < 104_858 else megabytes(size)
+
+
 def check_attachments(sizes: list[int]) -> None:
     """Count and total size of the files attached, on lengths only (before any is stored)."""
     if len(sizes) > MAX_ATTACHMENTS:

@@ -1,4 +1,5 @@
-"""Send later (B13): a message whose send job waits for its time, and taking it back.
+"""Send later (B13): a message whose send job waits for its time, and taking it back;
+the files a message was sent with.
 
 A scheduled message is an ordinary queued one whose job's `run_after` lies ahead;
 the worker's claim ignores it until then. Cancelling removes the message before
@@ -12,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailbeacon.store.tables import Message, SendJob
+from mailbeacon.store.tables import Attachment, Message, SendJob
 
 
 async def scheduled_at(
@@ -58,3 +59,14 @@ async def cancel(db: AsyncSession, user_id: int, message_id: int, now: datetime)
         return False
     await db.execute(delete(Message).where(Message.id == message_id, Message.user_id == user_id))
     return True
+
+
+async def attachments_of(db: AsyncSession, user_id: int, message_id: int) -> list[tuple[str, int]]:
+    """(file name, size) of the files sent with the user's message, in the order attached."""
+    rows = await db.execute(
+        select(Attachment.filename, Attachment.size)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(Attachment.message_id == message_id, Message.user_id == user_id)
+        .order_by(Attachment.id)
+    )
+    return [(row.filename, row.size) for row in rows]

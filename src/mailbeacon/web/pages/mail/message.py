@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mailbeacon.core.policy import reason_text
+from mailbeacon.mail.prepare import file_size
 from mailbeacon.store import queries, schedule, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.web import signals_text
@@ -121,6 +122,7 @@ async def message_page(
             [(view.message.id, r.id) for r in view.message.recipients],
         )
         scheduled = await schedule.scheduled_at(db, current.user.id, message_id, datetime.now(UTC))
+        attachments = await schedule.attachments_of(db, current.user.id, message_id)
     message = view.message
     l10n = localizer_for(request, current)
     opens, clicks = track_icons(
@@ -150,6 +152,7 @@ async def message_page(
             "reasons": [text for code in message.untracked_reasons if (text := reason_text(code))],
             "just_sent": sent == "1",
             "scheduled": scheduled,
+            "attachments": [(name, file_size(size)) for name, size in attachments],
             "scheduled_text": l10n.when(scheduled) if scheduled else "",
             **url_builders(),
             **replies.context(),
