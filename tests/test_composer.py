@@ -352,6 +352,24 @@ async def test_send_later_waits_for_its_time(
         await browser.aclose()
 
 
+async def test_send_later_refuses_a_time_that_is_not_one(
+    live: LiveApp, smtp_server: SmtpRecorder
+) -> None:
+    await db_update(live, update(User).values(timezone="Europe/Stockholm"))
+    browser = await sign_in(live, live.email)
+    try:
+        for value in ("2026-02-30T10:00", "0001-01-01T00:00", "tomorrow"):
+            response = await post_compose(
+                browser, to="a@example.com", subject="S", body=BODY, send_at=value
+            )
+            assert response.status_code == 422, value
+            assert "Please give a date and time for sending later." in response.text
+            assert f'value="{value}"' in response.text
+        assert smtp_server.mails == []
+    finally:
+        await browser.aclose()
+
+
 async def _has_mail(smtp_server: SmtpRecorder) -> bool:
     return bool(smtp_server.mails)
 

@@ -354,9 +354,9 @@ def send_time(form: ComposeForm, user: User) -> datetime | None:
         raise InvalidRequest("send_at", "send_at_invalid")
     try:
         local = datetime.fromisoformat(form.send_at.strip())
-    except ValueError as exc:
+        return local.replace(tzinfo=zone(user.timezone)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # 2026-02-30, or year 1 east of UTC
         raise InvalidRequest("send_at", "send_at_invalid") from exc
-    return local.replace(tzinfo=zone(user.timezone)).astimezone(UTC)
 
 
 @router.post("/mail/new")
