@@ -148,6 +148,20 @@ async def test_composer_template_attachment_send_later_and_drafts(
     await expect(page.get_by_text("This email has no subject and no message.")).to_be_visible()
     await page.get_by_role("button", name="Send without subject and message").click()
     await expect(page).to_have_url(f"{live.base_url}/mail/3?sent=1")
+
+    # "Sending…": the test stops the submit from leaving the page (its own listener runs
+    # after the page's), then reads what the page says.
+    await page.goto(f"{live.base_url}/mail/new")
+    await page.fill("#to", "dan@example.com")
+    await page.fill("#subject", "Once")
+    await page.evaluate(
+        "document.getElementById('compose').addEventListener('submit', e => e.preventDefault())"
+    )
+    send = page.locator("#send-button")
+    await send.click()
+    await expect(send).to_have_text("Sending…")
+    await expect(send).to_have_attribute("aria-disabled", "true")
+    await expect(page.locator("#compose")).to_have_attribute("aria-busy", "true")
     await context.close()
 
     # Phone width: nothing wider than the screen; screenshots.
