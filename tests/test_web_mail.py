@@ -220,7 +220,8 @@ async def test_compose_send_open_click_and_icons(live: LiveApp, smtp_server: Smt
         assert icon_state(ben_page.text, scope, "click") == "solid"
 
         prefilled = await browser.get("/mail/new?to=anna%40example.com")
-        assert 'name="to" value="anna@example.com"' in prefilled.text
+        # "Write to Anna Berg" keeps her name (#9 bug 5).
+        assert 'name="to" value="Anna Berg &lt;anna@example.com&gt;"' in prefilled.text
     finally:
         await browser.aclose()
 
@@ -374,8 +375,10 @@ async def test_composer_keeps_input_and_shows_field_errors(
         cc = await compose(
             browser, to="ok@example.com", cc="a@example.com\r\nBcc: evil@example.com", body=BODY
         )
+        # Lines are addresses pasted one per line (#9 bug 4): the injected header is
+        # then just a bad address, refused by its field.
         assert cc.status_code == 422 and 'id="cc-error"' in cc.text
-        assert "line break" in cc.text
+        assert "“Bcc: evil@example.com” is not a valid email address." in cc.text
 
         nobody = await compose(browser, subject="To nobody", body=BODY)
         assert nobody.status_code == 422 and "Add at least one recipient." in nobody.text

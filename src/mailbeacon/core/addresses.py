@@ -28,6 +28,7 @@ __all__ = [
     "Mailbox",
     "has_control_characters",
     "is_addr_spec",
+    "mailbox_problems",
     "parse_mailbox",
     "parse_mailboxes",
 ]
@@ -114,9 +115,52 @@ def parse_mailbox(value: str) -> Mailbox:
     if has_control_characters(value):
         raise InvalidAddress("control_character", value)
     name, address = _read_mailbox(value)
+    address = _ascii_domain(address)
     if not is_addr_spec(address):
         raise InvalidAddress("invalid_address", value)
     return Mailbox(address=address, name=name)
+
+
+def _ascii_domain(address: str) -> str:
+    """An internationalised domain (``anna@exämple.com``) in its ASCII form (IDNA).
+
+    The address is kept and sent as ``anna@xn--exmple-cua.com``: every mail server
+    takes that, so SMTPUTF8 stays for what needs it (a non-ASCII local part, which
+    is still refused). A domain IDNA cannot encode is left as typed and fails the
+    addr-spec check like any other bad domain.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii() or len(address) > MAX_ADDRESS_LENGTH:
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
+def mailbox_problems(values: list[str] | str) -> list[InvalidAddress]:
+    """Every problem of every address in a field, so a form can show them all at once.
+
+    The field-wide limits (size, count) come first, as in :func:`parse_mailboxes`; if
+    one is exceeded it is the only problem reported.
+    """
+    items = [values] if isinstance(values, str) else list(values)
+    try:
+        parse_mailboxes(items)
+    except InvalidAddress as exc:
+        first = exc
+    else:
+        return []
+    if first.code == "too_many_addresses" or sum(map(len, items)) > MAX_ADDRESS_FIELD_CHARS:
+        return [first]
+    problems: list[InvalidAddress] = []
+    for item in items:
+        for part in _split_addresses(item):
+            try:
+                parse_mailbox(part)
+            except InvalidAddress as exc:
+                problems.append(exc)
+    return problems or [first]
 
 
 def parse_mailboxes(values: list[str] | str, *, limit: int = MAX_RECIPIENTS) -> list[Mailbox]:

@@ -27,6 +27,12 @@ REQUEST_PROBLEMS: dict[str, str] = {
     "not_unicode": N_(
         "The text contains a broken character (a lone surrogate) that email cannot carry."
     ),
+    "too_many_attachments": N_("At most %(num)s attachments per email."),
+    "attachments_too_big": N_(
+        "The attachments come to %(size)s; at most %(limit)s per email. "
+        "Share big files with a link instead."
+    ),
+    "send_at_invalid": N_("Please give a date and time for sending later."),
     **ADDRESS_PROBLEMS,
 }
 

@@ -19,6 +19,21 @@ MAX_SUBJECT = 998
 MAX_BODY_CHARS = 5_000_000
 """Characters in each body (HTML and plain text)."""
 
+MAX_FORM_FIELD_BYTES = MAX_BODY_CHARS * 4
+"""Bytes of one form field (the composer's body is the big one): MAX_BODY_CHARS characters
+of up to four UTF-8 bytes each. The web form parser's own default (1 MiB) sits far below
+MAX_BODY_CHARS and turned a pasted screenshot into a generic error; past this a body is
+refused by the request-size limit (12 MB) first anyway."""
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+"""Bytes of all attachments of one email together (the files as chosen, before encoding)."""
+
+MAX_ATTACHMENTS = 20
+"""Files attached to one email."""
+
+MAX_FILENAME_CHARS = 200
+"""Characters kept of an attachment's file name (longer names are shortened, not refused)."""
+
 MAX_ADDRESS_LENGTH = 320
 """Characters in one address (local part, "@", domain)."""
 
@@ -39,7 +54,11 @@ __all__ = [
     "INLINE_URL_BYTES",
     "MAX_ADDRESS_FIELD_CHARS",
     "MAX_ADDRESS_LENGTH",
+    "MAX_ATTACHMENTS",
+    "MAX_ATTACHMENT_BYTES",
     "MAX_BODY_CHARS",
+    "MAX_FILENAME_CHARS",
+    "MAX_FORM_FIELD_BYTES",
     "MAX_LINKS",
     "MAX_MAILBOX_CHARS",
     "MAX_RECIPIENTS",

@@ -13,6 +13,9 @@ could be read as anything but the headers we meant is refused with UnsafeHeader.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -21,8 +24,18 @@ from email.utils import format_datetime, make_msgid
 from mailbeacon.core import headers
 from mailbeacon.core.addresses import Mailbox
 from mailbeacon.core.headers import UnsafeHeader
+from mailbeacon.core.limits import MAX_FILENAME_CHARS
 
-__all__ = ["COPY_HEADERS", "UnsafeHeader", "build_copy", "check_copy", "new_message_id"]
+__all__ = [
+    "COPY_HEADERS",
+    "FileAttachment",
+    "UnsafeHeader",
+    "build_copy",
+    "check_copy",
+    "new_message_id",
+    "safe_content_type",
+    "safe_filename",
+]
 
 # Every header a copy's top level may carry; anything else means something got in.
 COPY_HEADERS = frozenset(
@@ -38,7 +51,48 @@ COPY_HEADERS = frozenset(
         "content-transfer-encoding",
     }
 )
-_PART_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+_PART_HEADERS = frozenset(
+    {"content-type", "content-transfer-encoding", "mime-version", "content-disposition"}
+)
+_MIME_NAME = r"[A-Za-z0-9!#$&^_.+-]{1,100}"
+_CONTENT_TYPE = re.compile(rf"{_MIME_NAME}/{_MIME_NAME}")
+# Characters a file name never keeps: path separators, controls, and what Windows refuses.
+_FILENAME_DROP = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+@dataclass(frozen=True, slots=True)
+class FileAttachment:
+    """A file as it goes into every copy: a safe name, a checked type, the bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def safe_filename(name: str) -> str:
+    """A file name fit for a header and any recipient's disk.
+
+    Only the last path component is kept (browsers on Windows used to send
+    ``C:\\Users\\...``); controls, separators and reserved characters go; a name
+    that starts with dots loses them (no hidden or ``..`` files); it is NFC and at
+    most MAX_FILENAME_CHARS characters, the extension kept. Non-ASCII names are
+    written with RFC 2231 by the email package.
+    """
+    base = re.split(r"[/\\]", name)[-1]
+    clean = " ".join(_FILENAME_DROP.sub(" ", unicodedata.normalize("NFC", base)).split())
+    clean = clean.lstrip(". ")
+    if len(clean) > MAX_FILENAME_CHARS:
+        _stem, dot, ext = clean.rpartition(".")
+        keep = ext if dot and len(ext) <= 16 else ""
+        clean = clean[: MAX_FILENAME_CHARS - len(keep) - 1].rstrip() + ("." + keep if keep else "")
+    return clean or "attachment"
+
+
+def safe_content_type(value: str) -> str:
+    """The browser's type for a file if it is a plain ``type/subtype``, else
+    application/octet-stream (a type never carries parameters or line breaks in)."""
+    value = value.strip().lower()
+    return value if _CONTENT_TYPE.fullmatch(value) else "application/octet-stream"
 
 
 def new_message_id(domain: str) -> str:
@@ -60,8 +114,11 @@ def build_copy(
     text: str | None,
     message_id: str,
     date: datetime,
+    attachments: tuple[FileAttachment, ...] = (),
 ) -> EmailMessage:
-    """One copy: multipart/alternative when both bodies exist, else the one there is.
+    """One copy: multipart/alternative when both bodies exist, else the one there is;
+    with attachments, that inside multipart/mixed followed by each file (base64, its
+    name in RFC 2231 form when not ASCII).
 
     Raises UnsafeHeader if any header fails the final check (it cannot with the encoders
     here; the check is there so that no future change or interpreter can make it happen).
@@ -83,6 +140,14 @@ def build_copy(
             message.add_alternative(html, subtype="html", charset="utf-8")
     else:
         message.set_content(html, subtype="html", charset="utf-8")
+    for attachment in attachments:
+        maintype, _, subtype = safe_content_type(attachment.content_type).partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype,
+            filename=safe_filename(attachment.filename),
+        )
     check_copy(message)
     return message
 

@@ -34,6 +34,7 @@ from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 
 from mailbeacon.core.addresses import Mailbox, parse_mailbox
 from mailbeacon.core.mime import build_copy
+from mailbeacon.core.placeholders import fill, has_placeholders, values_for
 from mailbeacon.core.rewrite import rewrite_html, rewrite_text
 from mailbeacon.core.submitted import render_submitted
 from mailbeacon.core.tokens import KeyRing
@@ -125,7 +126,13 @@ def render_copy(message: QueuedMessage, order: CopyOrder) -> tuple[bytes, bool]:
         head = _BLANK_LINE.split(raw, maxsplit=1)[0]
         addresses = (message.from_address, order.recipient)
         return raw, not (head.isascii() and all(a.isascii() for a in addresses))
-    html, text = message.html, message.text
+    html, text, subject = message.html, message.text, message.subject
+    if any(has_placeholders(part) for part in (html, text, subject)):
+        name = next((n for a, n in message.names if a == order.recipient), "")
+        values = values_for(order.recipient, name)
+        subject = fill(subject, values)
+        html = None if html is None else fill(html, values, as_html=True)
+        text = None if text is None else fill(text, values)
     if html is not None:
         honeypot = None
         if message.track_links and message.honeypot is not None:
@@ -138,11 +145,12 @@ def render_copy(message: QueuedMessage, order: CopyOrder) -> tuple[bytes, bool]:
         sender=parse_mailbox(message.from_address),
         to=tuple(Mailbox(address, name) for address, name in message.to),
         cc=tuple(Mailbox(address, name) for address, name in message.cc),
-        subject=message.subject,
+        subject=subject,
         html=html,
         text=text,
         message_id=message.message_id_header,
         date=message.created_at,
+        attachments=message.attachments,
     )
     utf8 = not (message.from_address.isascii() and order.recipient.isascii())
     return mime.as_bytes(policy=SMTPUTF8_POLICY if utf8 else SMTP_POLICY), utf8

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from mailbeacon.core.addresses import InvalidAddress, Mailbox, parse_mailbox, parse_mailboxes
+from mailbeacon.core.addresses import (
+    InvalidAddress,
+    Mailbox,
+    mailbox_problems,
+    parse_mailbox,
+    parse_mailboxes,
+)
 from mailbeacon.core.compose import (
     MAX_BODY_CHARS,
     MAX_LINKS,
@@ -25,6 +31,7 @@ from mailbeacon.core.compose import (
     InvalidRequest,
     make_draft,
 )
+from mailbeacon.core.limits import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from mailbeacon.core.mime import new_message_id
 from mailbeacon.core.policy import Switches, TrackingDecision, decide, link_problem_codes
 from mailbeacon.core.text import html_to_text
@@ -113,6 +120,30 @@ def check_sizes(request: SendInput) -> None:
     for name, body in (("html", request.html), ("text", request.text)):
         if body is not None and len(body) > MAX_BODY_CHARS:
             raise InvalidRequest(name, "too_long", num=MAX_BODY_CHARS)
+
+
+def megabytes(size: int) -> str:
+    """A size as people read it: one decimal place of MB (1 MB = 1,048,576 bytes)."""
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def file_size(size: int) -> str:
+    """A file's size as people read it: KB below a tenth of a MB, else MB."""
+    return f"{(size + 1023) // 1024} KB" if size < 104_858 else megabytes(size)
+
+
+def check_attachments(sizes: list[int]) -> None:
+    """Count and total size of the files attached, on lengths only (before any is stored)."""
+    if len(sizes) > MAX_ATTACHMENTS:
+        raise InvalidRequest("attachments", "too_many_attachments", num=MAX_ATTACHMENTS)
+    total = sum(sizes)
+    if total > MAX_ATTACHMENT_BYTES:
+        raise InvalidRequest(
+            "attachments",
+            "attachments_too_big",
+            size=megabytes(total),
+            limit=megabytes(MAX_ATTACHMENT_BYTES),
+        )
 
 
 def _boxes(name: str, values: list[str]) -> list[Mailbox]:
@@ -210,6 +241,18 @@ def prepare(profile: SenderProfile, request: SendInput, public_url: str) -> Prep
         honeypot_url=honeypot_url(public_url) if decision.track_links and draft.html else None,
         linked_html=draft.html if draft.html is not None and draft.html != request.html else None,
     )
+
+
+def address_problems(request: SendInput) -> list[Rejected]:
+    """Every address problem of every field, to show them all at once (runs in a worker
+    process, like `prepare`, since it parses what was typed)."""
+    return [
+        Rejected(
+            (error := InvalidRequest.from_address(name, problem)).field, error.code, error.params
+        )
+        for name, values in (("to", request.to), ("cc", request.cc), ("bcc", request.bcc))
+        for problem in mailbox_problems(values)
+    ]
 
 
 def preview(profile: SenderProfile, request: SendInput, public_url: str) -> Prepared | None:

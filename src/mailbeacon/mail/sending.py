@@ -11,12 +11,14 @@ each with its own pixel and link tokens (B1).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import selectinload
 
+from mailbeacon.core.mime import FileAttachment
 from mailbeacon.cpupool import CpuPool
 from mailbeacon.mail.prepare import (
     Prepared,
@@ -66,16 +68,30 @@ class Sender:
         async with sessions(self._engine)() as db:
             return profile_of(await db.get_one(User, user_id))
 
-    async def enqueue(self, user_id: int, request: SendInput) -> int:
-        """Check and queue a message; its id. Raises InvalidRequest naming the field."""
+    async def enqueue(
+        self,
+        user_id: int,
+        request: SendInput,
+        *,
+        attachments: tuple[FileAttachment, ...] = (),
+        send_at: datetime | None = None,
+    ) -> int:
+        """Check and queue a message; its id. Raises InvalidRequest naming the field.
+
+        Attachments (checked by the caller, `check_attachments`) never travel to the
+        worker process that parses the request: they are stored as they are.
+        """
         check_sizes(request)
         profile = await self._profile(user_id)
         result = await self._cpu.run(prepare, profile, request, self._public_url)
         if isinstance(result, Rejected):
             raise result.error()
-        return await sendqueue.enqueue(
-            self._engine, _new_message(user_id, profile, request, result), datetime.now(UTC)
+        new = replace(
+            _new_message(user_id, profile, request, result),
+            attachments=attachments,
+            send_at=send_at,
         )
+        return await sendqueue.enqueue(self._engine, new, datetime.now(UTC))
 
     def notify_queued(self) -> None:
         """Wake an in-process send worker: call once the answer ("queued") is built, so the

@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mailbeacon.store.tables import Link, Message, Recipient, SendJob, User
+from mailbeacon.core.mime import FileAttachment
+from mailbeacon.store.tables import Attachment, Link, Message, Recipient, SendJob, User
 
 FINAL = ("sent", "failed", "unknown")
 INTERRUPTED = (
@@ -64,6 +65,10 @@ class QueuedMessage:
     honeypot: tuple[int, str] | None = None  # (link id, url) of the invisible link (B3)
     # A submitted message's bytes (B12): copies are made from these, not from the bodies.
     raw_source: bytes | None = None
+    # Files the composer attached (B13): stored once, read once per claim, in every copy.
+    attachments: tuple[FileAttachment, ...] = ()
+    # Every recipient's (address, name), Bcc included: template placeholders (B13).
+    names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,9 @@ class NewMessage:
     raw_source: bytes | None = None
     # The toggles used become the next defaults (S6); a mail client's header does not.
     remember_toggles: bool = True
+    attachments: tuple[FileAttachment, ...] = ()
+    # Send later (B13): the job waits until then; None sends at once.
+    send_at: datetime | None = None
 
 
 async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
@@ -167,9 +175,24 @@ async def enqueue(engine: AsyncEngine, new: NewMessage, now: datetime) -> int:
                     message_id=message_id, url=new.honeypot_url, honeypot=True, click_count=0
                 )
             )
+        if new.attachments:
+            await conn.execute(
+                insert(Attachment),
+                [
+                    {
+                        "message_id": message_id,
+                        "filename": item.filename,
+                        "content_type": item.content_type,
+                        "size": len(item.data),
+                        "data": item.data,
+                    }
+                    for item in new.attachments
+                ],
+            )
+        run_after = max(now, new.send_at) if new.send_at is not None else now
         await conn.execute(
             insert(SendJob).values(
-                message_id=message_id, run_after=now, lease_owner="", created_at=now
+                message_id=message_id, run_after=run_after, lease_owner="", created_at=now
             )
         )
         return int(message_id)
@@ -281,6 +304,13 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
                 .order_by(Link.id)
             )
         ).all()
+        files = (
+            await conn.execute(
+                select(Attachment.filename, Attachment.content_type, Attachment.data)
+                .where(Attachment.message_id == message_id)
+                .order_by(Attachment.id)
+            )
+        ).all()
     return QueuedMessage(
         id=row.id,
         user_id=row.user_id,
@@ -297,6 +327,8 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         links=tuple((link.id, link.url) for link in links if not link.honeypot),
         honeypot=next(((link.id, link.url) for link in links if link.honeypot), None),
         raw_source=row.raw_source,
+        attachments=tuple(FileAttachment(f.filename, f.content_type, f.data) for f in files),
+        names=tuple((p.address, p.name) for p in people),
     )
 
 

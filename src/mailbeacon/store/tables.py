@@ -153,6 +153,8 @@ class User(Base):
     reminder_condition: Mapped[str] = mapped_column(String(16), default="", server_default="")
     reminder_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     reminder_email: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Appended to a new email in the composer (B13); plain text, the user's own words.
+    signature: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class ApiToken(Base):
@@ -641,3 +643,38 @@ class Reminder(Base):
     # The email to the user themselves: '' (not asked), sending, sent or failed (its error).
     email_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
     email_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class Attachment(Base):
+    """A file sent with a composer message (B13), stored once and put in every copy.
+
+    Kept in the database (both backends), so a worker on another machine reads it the
+    way it reads the bodies; deferred so listing a message's files never loads them.
+    """
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(250))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+class MessageTemplate(Base):
+    """A saved email to start from (B13): subject and body with {{first_name}}-style
+    placeholders, filled per recipient when each copy is rendered."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(8), default="html")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -153,9 +153,11 @@
     if (!preview) return;
     clearTimeout(timer);
     timer = setTimeout(function () {
+      var data = new FormData(form);
+      data.delete("attachments");  // the note needs the text, never the files
       fetch(form.dataset.previewUrl, {
         method: "POST",
-        body: new FormData(form),
+        body: data,
         credentials: "same-origin",
         headers: { "X-CSRF-Token": document.body.dataset.csrf || "" }
       })
@@ -193,9 +195,190 @@
     if (event.target !== editor) schedulePreview();
   });
   form.addEventListener("change", schedulePreview);
-  form.addEventListener("submit", function () {
+  // --- Too large (bug 1): the request limit answers a bare 413 and the draft is gone,
+  // so the size is checked here first. Files are counted as chosen, text as UTF-8.
+  var fileInput = document.getElementById("attachments");
+  var tooLarge = document.getElementById("too-large");
+  var sendButton = document.getElementById("send-button");
+
+  function fileBytes() {
+    var total = 0;
+    if (fileInput && fileInput.files) {
+      Array.prototype.forEach.call(fileInput.files, function (file) { total += file.size; });
+    }
+    return total;
+  }
+
+  function requestBytes() {
+    var total = fileBytes();
+    form.querySelectorAll("input[type=text], textarea, input[type=datetime-local]").forEach(function (field) {
+      total += new Blob([field.value]).size + 200;
+    });
+    return total;
+  }
+
+  function fitsLimits() {
+    var tooBig = fileBytes() > Number(form.dataset.maxAttachments) ||
+      requestBytes() > Number(form.dataset.maxRequest);
+    if (tooLarge) {
+      tooLarge.hidden = !tooBig;
+      if (tooBig) tooLarge.scrollIntoView({ block: "center" });
+    }
+    return !tooBig;
+  }
+
+  if (fileInput) fileInput.addEventListener("change", fitsLimits);
+
+  // --- Addresses pasted one per line (bug 4): a text field drops line breaks, which
+  // glued "anna@example.com" and "ben@example.com" into one bad address.
+  form.querySelectorAll("[data-addresses]").forEach(function (input) {
+    input.addEventListener("paste", function (event) {
+      var text = event.clipboardData && event.clipboardData.getData("text");
+      if (!text || !/[\r\n]/.test(text.trim())) return;
+      event.preventDefault();
+      var joined = text.trim().split(/\s*[\r\n]+\s*/).filter(Boolean).join(", ");
+      var start = input.selectionStart || 0;
+      var end = input.selectionEnd || 0;
+      var before = input.value.slice(0, start);
+      if (before.trim() && !/[,;]\s*$/.test(before)) joined = ", " + joined;
+      input.value = before + joined + input.value.slice(end);
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+  });
+
+  // --- Recipient autocomplete (B13): the user's contacts with names, in the shared
+  // <datalist>; each suggestion completes the address being typed after the last comma.
+  var suggestions = document.getElementById("contact-suggestions");
+  var lookup = null;
+  form.querySelectorAll("[data-addresses]").forEach(function (input) {
+    input.addEventListener("input", function () {
+      if (!suggestions || !form.dataset.contactsUrl) return;
+      var value = input.value;
+      var cut = Math.max(value.lastIndexOf(","), value.lastIndexOf(";"));
+      var prefix = cut >= 0 ? value.slice(0, cut + 1) + " " : "";
+      var typed = value.slice(cut + 1).trim();
+      clearTimeout(lookup);
+      if (typed.length < 1 || typed.indexOf("<") >= 0) return;
+      lookup = setTimeout(function () {
+        fetch(form.dataset.contactsUrl + "?q=" + encodeURIComponent(typed), {
+          credentials: "same-origin", headers: { "Accept": "application/json" }
+        })
+          .then(function (response) { return response.ok ? response.json() : null; })
+          .then(function (data) {
+            if (!data) return;
+            suggestions.replaceChildren();
+            data.contacts.forEach(function (contact) {
+              var option = document.createElement("option");
+              option.value = prefix + contact.label;
+              option.textContent = contact.name || contact.address;
+              suggestions.appendChild(option);
+            });
+          })
+          .catch(function () { /* no suggestions this time */ });
+      }, 150);
+    });
+  });
+
+  // --- Drafts that survive navigation (B13): the text fields are kept in this
+  // browser's localStorage as the user types; a fresh composer offers to restore them.
+  // (Chosen files cannot be kept by any page.) Sending clears the kept draft.
+  var DRAFT_FIELDS = ["to", "cc", "bcc", "subject", "body", "send_at"];
+  var draftKey = form.dataset.draftKey;
+  var restoreBar = document.getElementById("draft-restore");
+  var saveTimer = null;
+
+  function storage() {
+    try { return window.localStorage; } catch (error) { return null; }
+  }
+
+  function currentDraft() {
     if (htmlMode()) textarea.value = editorHtml();
+    var draft = { format: htmlMode() ? "html" : "text" };
+    DRAFT_FIELDS.forEach(function (name) {
+      var field = form.elements.namedItem(name);
+      draft[name] = field ? field.value : "";
+    });
+    return draft;
+  }
+
+  function saveDraft() {
+    var store = storage();
+    if (!store || !draftKey) return;
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(function () {
+      try { store.setItem(draftKey, JSON.stringify(currentDraft())); } catch (error) { /* full */ }
+    }, 400);
+  }
+
+  function keptDraft() {
+    var store = storage();
+    if (!store || !draftKey) return null;
+    try { return JSON.parse(store.getItem(draftKey) || "null"); } catch (error) { return null; }
+  }
+
+  function sameAsForm(draft) {
+    var now = currentDraft();
+    return DRAFT_FIELDS.every(function (name) { return (draft[name] || "") === (now[name] || ""); });
+  }
+
+  function restore(draft) {
+    var radio = form.querySelector('input[name="format"][value="' + (draft.format === "text" ? "text" : "html") + '"]');
+    if (radio) radio.checked = true;
+    DRAFT_FIELDS.forEach(function (name) {
+      var field = form.elements.namedItem(name);
+      if (field && typeof draft[name] === "string") field.value = draft[name];
+    });
+    showMode(false);
+    schedulePreview();
+  }
+
+  form.addEventListener("input", saveDraft);
+  form.addEventListener("change", saveDraft);
+  editor.addEventListener("input", saveDraft);
+
+  // --- "Sending…" (B13): one click sends once, and says so.
+  var sending = false;
+  form.addEventListener("submit", function (event) {
+    if (htmlMode()) textarea.value = editorHtml();
+    if (sending || !fitsLimits()) { event.preventDefault(); return; }
+    sending = true;
+    clearTimeout(saveTimer);
+    var store = storage();
+    if (store && draftKey) store.removeItem(draftKey);
+    var pressed = event.submitter || sendButton;
+    if (pressed) {
+      pressed.setAttribute("aria-disabled", "true");
+      pressed.classList.add("busy");
+      if (pressed.dataset.sending) pressed.textContent = pressed.dataset.sending;
+    }
+    form.setAttribute("aria-busy", "true");
+  });
+  // Coming back with the browser's Back button shows the page as it was left.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    sending = false;
+    form.removeAttribute("aria-busy");
+    if (sendButton) {
+      sendButton.removeAttribute("aria-disabled");
+      sendButton.classList.remove("busy");
+    }
   });
 
   showMode(false);
+
+  var kept = keptDraft();
+  if (form.hasAttribute("data-draft-keep")) {
+    saveDraft();
+  } else if (kept && restoreBar && !sameAsForm(kept)) {
+    restoreBar.hidden = false;
+    document.getElementById("draft-restore-yes").addEventListener("click", function () {
+      restore(kept);
+      restoreBar.hidden = true;
+    });
+    document.getElementById("draft-restore-no").addEventListener("click", function () {
+      var store = storage();
+      if (store) store.removeItem(draftKey);
+      restoreBar.hidden = true;
+    });
+  }
 })();

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailbeacon.web.pages.account import general, mail_clients, mailbox, password, tokens, users
+from mailbeacon.web.pages.account import (
+    general,
+    mail_clients,
+    mailbox,
+    password,
+    tokens,
+    users,
+    writing,
+)
 
 # The one router app.py includes: each area keeps its own, gathered here.
 router = APIRouter(include_in_schema=False)
@@ -24,3 +32,4 @@ router.include_router(password.router)
 router.include_router(tokens.router)
 router.include_router(mail_clients.router)
 router.include_router(users.router)
+router.include_router(writing.router)

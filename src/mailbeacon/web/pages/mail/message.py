@@ -16,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from mailbeacon.core.policy import reason_text
-from mailbeacon.store import queries, sendqueue
+from mailbeacon.mail.prepare import file_size
+from mailbeacon.store import queries, schedule, sendqueue
 from mailbeacon.store.queries import Activity, TimelineEntry
 from mailbeacon.web import runtime_of, signals_text
 from mailbeacon.web.i18n import Localizer
@@ -121,6 +122,8 @@ async def message_page(
             [view.message.id],
             [(view.message.id, r.id) for r in view.message.recipients],
         )
+        scheduled = await schedule.scheduled_at(db, current.user.id, message_id, datetime.now(UTC))
+        attachments = await schedule.attachments_of(db, current.user.id, message_id)
     message = view.message
     l10n = localizer_for(request, current)
     opens, clicks = track_icons(
@@ -152,6 +155,9 @@ async def message_page(
             "failed_copies": sum(r.status == "failed" for r in message.recipients)
             if message.status in ("failed", "partial")
             else 0,
+            "scheduled": scheduled,
+            "attachments": [(name, file_size(size)) for name, size in attachments],
+            "scheduled_text": l10n.when(scheduled) if scheduled else "",
             **url_builders(),
             **replies.context(),
         },
