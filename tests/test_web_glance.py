@@ -167,7 +167,7 @@ async def test_mail_list_says_who_opened_when_which_link_and_who_replied(
     german_row = row_of(german, hot)
     assert "3× geöffnet · zuletzt vor 5 Minuten · Anna Berg" in german_row
     assert "Geklickt: example.com/pricing" in german_row
-    assert "Geantwortet · Anna Berg" in german_row
+    assert "Beantwortet · Anna Berg" in german_row
 
 
 async def test_last_activity_sort_puts_the_hottest_mail_first_and_survives_filters_and_paging(

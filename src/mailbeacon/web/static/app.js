@@ -22,6 +22,7 @@
   // The app may live under a path prefix (PUBLIC_URL with a path): the page says which.
   var root = document.body.dataset.root || "";
   var source = new EventSource(root + "/notifications/stream");
+  var seen = false;
 
   function showCount(n) {
     if (!count) return;
@@ -63,6 +64,11 @@
     var data = JSON.parse(event.data);
     showCount(data.unread);
     (data.new || []).forEach(function (item) { toast(item.text, item.url && root + item.url); });
-    document.dispatchEvent(new CustomEvent("mailbeacon:activity", { detail: data }));
+    // Only news refreshes the page's live parts: the stream's first event (the count
+    // as it stands when the page connects) describes what the page already shows.
+    if ((data.new || []).length || seen) {
+      document.dispatchEvent(new CustomEvent("mailbeacon:activity", { detail: data }));
+    }
+    seen = true;
   });
 })();

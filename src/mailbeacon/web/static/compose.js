@@ -21,6 +21,7 @@
         var current = document.getElementById("live-region");
         if (!fresh || !current) return;
         var focused = document.activeElement && document.activeElement.id;
+        keepOpen(current, fresh);
         current.replaceWith(document.adoptNode(fresh));
         var target = focused && document.getElementById(focused);
         if (target) target.focus();
@@ -30,6 +31,20 @@
         refreshing = false;
         if (again) { again = false; refresh(); }
       });
+  }
+
+  // A <details> the reader opened (folded machine events, repeats, the text version)
+  // stays open when the region is swapped; they are matched by their class and place.
+  function keepOpen(current, fresh) {
+    function key(details, all) {
+      var same = all.filter(function (other) { return other.className === details.className; });
+      return details.className + "#" + same.indexOf(details);
+    }
+    var before = Array.prototype.slice.call(current.querySelectorAll("details"));
+    var opened = {};
+    before.forEach(function (details) { if (details.open) opened[key(details, before)] = true; });
+    var after = Array.prototype.slice.call(fresh.querySelectorAll("details"));
+    after.forEach(function (details) { if (opened[key(details, after)]) details.open = true; });
   }
 
   if (region) document.addEventListener("mailbeacon:activity", refresh);
