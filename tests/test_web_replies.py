@@ -98,7 +98,12 @@ async def test_reply_auto_reply_and_bounce_show_in_api_pages_and_bell(
     async def settled() -> dict[str, Any] | None:
         response = await live.client.get(f"/api/v1/messages/{message_id}", headers=live.auth())
         detail: dict[str, Any] = response.json()
-        return detail if len(detail["reply_log"]) == 4 else None
+        # The log and the recipients are read by two statements: on PostgreSQL a
+        # reply may commit between them, so wait until both show all four.
+        recorded = sum(r["replies"]["count"] for r in detail["recipients"])
+        bounced = sum(r["status"] == "bounced" for r in detail["recipients"])
+        done = len(detail["reply_log"]) == 4 and recorded == 1 and bounced == 1
+        return detail if done else None
 
     detail = await eventually(settled, timeout=30)
     by_address = {r["address"]: r for r in detail["recipients"]}
