@@ -37,7 +37,7 @@ from mailbeacon.settings import ConfigError, load_settings
 from mailbeacon.store.db import make_engine, sessions
 from mailbeacon.store.tables import HitRow
 from tests.conftest import LiveApp, SmtpRecorder
-from tests.helpers import delivered, free_port
+from tests.helpers import HONEYPOT, delivered, free_port
 from tests.web_helpers import LOGIN_CSRF, PASSWORD
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -283,7 +283,7 @@ async def test_behind_nginx_with_a_prefix_pixel_and_click_record_the_client(
     await delivered(live.client, sent.json()["id"], live.auth())  # sending is queued
     html = smtp_server.to("ann@example.com").body("html") or ""
     [pixel] = PIXEL.findall(html)
-    [click] = CLICK.findall(html)
+    [click] = CLICK.findall(HONEYPOT.sub("", html))  # the reader's link, not the honeypot
     assert pixel.startswith(f"{proxy.url}/o/") and click.startswith(f"{proxy.url}/c/")
 
     async with proxy.client(CLIENT_A) as reader:
