@@ -20,8 +20,10 @@ worker that died: its DATA may have been accepted, so it is never sent again
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -290,13 +292,7 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         ).one_or_none()
         if row is None:
             return None
-        people = (
-            await conn.execute(
-                select(Recipient.address, Recipient.name, Recipient.field)
-                .where(Recipient.message_id == message_id)
-                .order_by(Recipient.id)
-            )
-        ).all()
+        people = await recipients_of(conn, message_id)
         links = (
             await conn.execute(
                 select(Link.id, Link.url, Link.honeypot)
@@ -322,14 +318,29 @@ async def load_queued(engine: AsyncEngine, message_id: int) -> QueuedMessage | N
         track_opens=row.track_opens,
         track_links=row.track_links,
         created_at=row.created_at,
-        to=tuple((p.address, p.name) for p in people if p.field == "to"),
-        cc=tuple((p.address, p.name) for p in people if p.field == "cc"),
+        to=in_field(people, "to"),
+        cc=in_field(people, "cc"),
         links=tuple((link.id, link.url) for link in links if not link.honeypot),
         honeypot=next(((link.id, link.url) for link in links if link.honeypot), None),
         raw_source=row.raw_source,
         attachments=tuple(FileAttachment(f.filename, f.content_type, f.data) for f in files),
         names=tuple((p.address, p.name) for p in people),
     )
+
+
+async def recipients_of(conn: AsyncConnection, message_id: int) -> Sequence[Any]:
+    """The message's recipients as written (address, name, field), in recipient order."""
+    result = await conn.execute(
+        select(Recipient.address, Recipient.name, Recipient.field)
+        .where(Recipient.message_id == message_id)
+        .order_by(Recipient.id)
+    )
+    return result.all()
+
+
+def in_field(people: Sequence[Any], field: str) -> tuple[tuple[str, str], ...]:
+    """(address, name) of the recipients in one field: to, cc or bcc."""
+    return tuple((p.address, p.name) for p in people if p.field == field)
 
 
 async def due_copies(engine: AsyncEngine, message_id: int, now: datetime) -> list[CopyTarget]:

@@ -29,7 +29,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailbeacon.store.tables import Message, Recipient
+from mailbeacon.store.sendqueue import in_field, recipients_of
+from mailbeacon.store.tables import Message
 
 DELIVERED = ("sent", "partial")
 FINISHED = ("sent", "partial", "failed")
@@ -149,16 +150,7 @@ async def _load(engine: AsyncEngine, message_id: int, *, late_sweep: bool) -> Se
         ).one_or_none()
         if row is None:
             return None
-        people = (
-            await conn.execute(
-                select(Recipient.address, Recipient.name, Recipient.field)
-                .where(Recipient.message_id == message_id)
-                .order_by(Recipient.id)
-            )
-        ).all()
-
-    def of(field: str) -> tuple[tuple[str, str], ...]:
-        return tuple((p.address, p.name) for p in people if p.field == field)
+        people = await recipients_of(conn, message_id)
 
     return SentCopyJob(
         message_id=row.id,
@@ -170,9 +162,9 @@ async def _load(engine: AsyncEngine, message_id: int, *, late_sweep: bool) -> Se
         html=row.html_body,
         text=row.text_body,
         created_at=row.created_at,
-        to=of("to"),
-        cc=of("cc"),
-        bcc=of("bcc"),
+        to=in_field(people, "to"),
+        cc=in_field(people, "cc"),
+        bcc=in_field(people, "bcc"),
         late_sweep=late_sweep,
         raw_source=row.raw_source,
     )
